@@ -1,0 +1,3 @@
+"""HAMBox face detection in PaddlePaddle."""
+
+__version__ = '0.1.0'

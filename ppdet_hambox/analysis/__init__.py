@@ -1,0 +1,1 @@
+"""Analysis tools reproducing the paper's statistics."""

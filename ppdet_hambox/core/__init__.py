@@ -1,0 +1,1 @@
+"""Registry, config loading and config errors."""

@@ -1,0 +1,341 @@
+"""Component registry and YAML configs, in the manner of ``ppdet.core.workspace``.
+
+Differences from PaddleDetection, on purpose:
+- ``-o a.b=1 a.c=2`` sets both keys (overrides are merged one by one);
+- unknown keys, unknown component names and wrongly typed values are
+  rejected with the config file, the key path and the closest valid names;
+- ``_BASE_`` paths are resolved relative to the file that names them;
+- a package registers its components by importing its submodules, so a new
+  component is one new file.
+"""
+import copy
+import difflib
+import importlib
+import inspect
+import os
+import pkgutil
+
+import yaml
+
+from ppdet_hambox.core.errors import ConfigError
+from ppdet_hambox.core.schema import GLOBAL_KEYS
+
+__all__ = [
+    'register', 'serializable', 'create', 'load_config', 'merge_config',
+    'parse_overrides', 'global_config', 'import_submodules', 'AttrDict',
+    'registered', 'ConfigError',
+]
+
+BASE_KEY = '_BASE_'
+SOURCE_KEY = '__source__'
+
+
+class AttrDict(dict):
+    """A dict whose keys read as attributes (``cfg.TrainReader.batch_size``)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+
+class ComponentSpec:
+    """What the registry knows of a class: its defaults and how to build it."""
+
+    def __init__(self, cls):
+        self.cls = cls
+        self.name = cls.__name__
+        self.shared = list(getattr(cls, '__shared__', []))
+        self.inject = list(getattr(cls, '__inject__', []))
+        signature = inspect.signature(cls.__init__)
+        self.params = {}
+        self.takes_kwargs = False
+        for pname, param in list(signature.parameters.items())[1:]:
+            if param.kind == param.VAR_KEYWORD:
+                self.takes_kwargs = True
+            elif param.kind != param.VAR_POSITIONAL:
+                self.params[pname] = param.default
+        self.required = [p for p, d in self.params.items() if d is inspect.Parameter.empty]
+
+
+_REGISTRY = {}
+_GLOBAL_CONFIG = AttrDict()
+
+
+def register(cls):
+    """Class decorator: make ``cls`` buildable by name from configs."""
+    if cls.__name__ in _REGISTRY and _REGISTRY[cls.__name__].cls is not cls:
+        raise ValueError('component {!r} is registered twice ({} and {})'.format(
+            cls.__name__, _REGISTRY[cls.__name__].cls.__module__, cls.__module__))
+    _REGISTRY[cls.__name__] = ComponentSpec(cls)
+    return cls
+
+
+serializable = register
+
+
+def registered():
+    """Names of all registered components."""
+    return sorted(_REGISTRY)
+
+
+def import_submodules(package_name):
+    """Import every module below a package, recursively, so its components register."""
+    package = importlib.import_module(package_name)
+    for info in pkgutil.walk_packages(package.__path__, prefix=package_name + '.'):
+        if not info.name.rsplit('.', 1)[-1].startswith('_'):
+            importlib.import_module(info.name)
+
+
+def _ensure_components_loaded():
+    importlib.import_module('ppdet_hambox.components')
+
+
+def _close(name, choices):
+    matches = difflib.get_close_matches(str(name), [str(c) for c in choices], n=3, cutoff=0.5)
+    return ' (did you mean {}?)'.format(', '.join(repr(m) for m in matches)) if matches else ''
+
+
+def _source_of(cfg):
+    return cfg.get(SOURCE_KEY, '<config>') if isinstance(cfg, dict) else '<config>'
+
+
+def _deep_merge(base, update):
+    """Dicts merge key by key, everything else (lists included) is replaced."""
+    out = copy.copy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _to_attrdict(obj):
+    if isinstance(obj, dict):
+        return AttrDict({k: _to_attrdict(v) for k, v in obj.items()})
+    if isinstance(obj, list):
+        return [_to_attrdict(v) for v in obj]
+    return obj
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError('config file not found: {}'.format(path))
+    with open(path, encoding='utf-8') as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError('{}: not valid YAML: {}'.format(path, err)) from None
+    if not isinstance(data, dict):
+        raise ConfigError('{}: the top level must be a mapping of keys'.format(path))
+    return data
+
+
+def _load_with_bases(path, seen=()):
+    path = os.path.abspath(path)
+    if path in seen:
+        raise ConfigError('{}: _BASE_ inheritance loops back to itself'.format(path))
+    data = _read_yaml(path)
+    bases = data.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged = {}
+    for base in bases:
+        base_path = os.path.join(os.path.dirname(path), base)
+        merged = _deep_merge(merged, _load_with_bases(base_path, seen + (path,)))
+    return _deep_merge(merged, data)
+
+
+def load_config(path, overrides=None, validate=True):
+    """Load a YAML config with its ``_BASE_`` files, apply ``-o`` overrides,
+    validate it against the registry and make it the global config."""
+    cfg = _load_with_bases(path)
+    cfg[SOURCE_KEY] = os.path.abspath(path)
+    if overrides:
+        cfg = _deep_merge(cfg, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+    cfg = _to_attrdict(cfg)
+    if validate:
+        validate_config(cfg)
+    _GLOBAL_CONFIG.clear()
+    _GLOBAL_CONFIG.update(cfg)
+    return _GLOBAL_CONFIG
+
+
+def merge_config(update, cfg=None):
+    """Deep-merge ``update`` into ``cfg`` (the global config by default)."""
+    target = _GLOBAL_CONFIG if cfg is None else cfg
+    merged = _to_attrdict(_deep_merge(dict(target), update))
+    target.clear()
+    target.update(merged)
+    return target
+
+
+def global_config():
+    return _GLOBAL_CONFIG
+
+
+def _parse_scalar(text):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items):
+    """``['a.b.c=1', 'a.b.d=x']`` -> ``{'a': {'b': {'c': 1, 'd': 'x'}}}``; every item kept."""
+    result = {}
+    for item in items or []:
+        if '=' not in item:
+            raise ConfigError('override {!r} is not of the form key=value'.format(item))
+        key, value = item.split('=', 1)
+        parts = key.strip().split('.')
+        if not all(parts):
+            raise ConfigError('override {!r} has an empty key part'.format(item))
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError('override {!r} sets a key below a value'.format(item))
+        node[parts[-1]] = _parse_scalar(value)
+    return result
+
+
+def _type_fits(value, default):
+    """A config value fits a default of the same broad type (None, a missing
+    default and numbers given for floats always fit)."""
+    if default is None or default is inspect.Parameter.empty or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, (str, dict))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _validate_component(spec, section, path, source):
+    if not isinstance(section, dict):
+        raise ConfigError('{}: {} must be a mapping of constructor arguments, got {!r}'.format(
+            source, path, section))
+    for key, value in section.items():
+        if key == 'name':
+            continue
+        if key not in spec.params:
+            if spec.takes_kwargs:
+                continue
+            raise ConfigError('{}: unknown key {}.{} for {}{}; valid keys: {}'.format(
+                source, path, key, spec.name, _close(key, spec.params), ', '.join(spec.params)))
+        if key in spec.inject:
+            _validate_inject_value(value, '{}.{}'.format(path, key), source)
+        elif not _type_fits(value, spec.params[key]):
+            raise ConfigError('{}: {}.{} should be {} like its default {!r}, got {!r}'.format(
+                source, path, key, type(spec.params[key]).__name__, spec.params[key], value))
+
+
+def _validate_inject_value(value, path, source):
+    if value is None:
+        return
+    if isinstance(value, str):
+        name, section = value, {}
+    elif isinstance(value, dict):
+        if 'name' not in value:
+            raise ConfigError('{}: {} needs a "name" key naming a component'.format(source, path))
+        name, section = value['name'], value
+    else:
+        raise ConfigError('{}: {} must name a component, got {!r}'.format(source, path, value))
+    if name not in _REGISTRY:
+        raise ConfigError('{}: {} names unknown component {!r}{}'.format(
+            source, path, name, _close(name, _REGISTRY)))
+    _validate_component(_REGISTRY[name], section, path, source)
+
+
+def validate_config(cfg):
+    """Reject unknown top-level keys, unknown component arguments and bad types."""
+    _ensure_components_loaded()
+    source = _source_of(cfg)
+    for key, value in cfg.items():
+        if key == SOURCE_KEY:
+            continue
+        if key in _REGISTRY:
+            _validate_component(_REGISTRY[key], value, key, source)
+        elif key in GLOBAL_KEYS:
+            expected = GLOBAL_KEYS[key]
+            if expected == 'component':
+                _validate_inject_value(value, key, source)
+            elif value is not None and not isinstance(value, expected):
+                raise ConfigError('{}: {} should be {}, got {!r}'.format(
+                    source, key, getattr(expected, '__name__', expected), value))
+        else:
+            raise ConfigError('{}: unknown top-level key {!r}{}'.format(
+                source, key, _close(key, list(GLOBAL_KEYS) + list(_REGISTRY))))
+
+
+def _component_section(value, cfg):
+    """(name, kwargs) for an injected value: a name, or a dict with ``name``."""
+    if isinstance(value, dict):
+        section = dict(value)
+        return section.pop('name'), section
+    return value, dict(cfg.get(value, {}) or {})
+
+
+def create(name_or_cls, cfg=None, **kwargs):
+    """Build a registered component from its config section.
+
+    Arguments come, lowest priority first, from the constructor defaults, the
+    global keys named in ``__shared__``, the section ``cfg[name]`` and
+    ``kwargs``; injected arguments that hold a component name or a
+    ``{name: ...}`` dict are built recursively.
+    """
+    _ensure_components_loaded()
+    cfg = _GLOBAL_CONFIG if cfg is None else cfg
+    name = name_or_cls if isinstance(name_or_cls, str) else name_or_cls.__name__
+    if name not in _REGISTRY:
+        raise ConfigError('{}: unknown component {!r}{}'.format(
+            _source_of(cfg), name, _close(name, _REGISTRY)))
+    spec = _REGISTRY[name]
+    section = dict(cfg.get(name, {}) or {})
+    section.pop('name', None)
+    section.update(kwargs)
+    return _build(spec, section, cfg)
+
+
+def _build(spec, section, cfg):
+    _validate_component(spec, section, spec.name, _source_of(cfg))
+    args = {key: cfg[key] for key in spec.shared if key in cfg}
+    args.update(section)
+    for key in spec.inject:
+        value = args.get(key, spec.params.get(key))
+        if isinstance(value, (str, dict)) and value is not inspect.Parameter.empty:
+            sub_name, sub_section = _component_section(value, cfg)
+            if sub_name not in _REGISTRY:
+                raise ConfigError('{}: {}.{} names unknown component {!r}{}'.format(
+                    _source_of(cfg), spec.name, key, sub_name, _close(sub_name, _REGISTRY)))
+            args[key] = _build(_REGISTRY[sub_name], sub_section, cfg)
+    missing = [p for p in spec.required if p not in args]
+    if missing:
+        raise ConfigError('{}: {} needs {} (set {})'.format(
+            _source_of(cfg), spec.name, ', '.join(missing),
+            ', '.join('{}.{}'.format(spec.name, m) for m in missing)))
+    args = {k: v for k, v in args.items() if k in spec.params or spec.takes_kwargs}
+    return spec.cls(**_plain(args))
+
+
+def _plain(obj):
+    """AttrDicts back to plain dicts and lists, so components get ordinary values."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,1 @@
+"""Dataset sources: WIDER FACE, other benchmarks, the demo dataset generator."""

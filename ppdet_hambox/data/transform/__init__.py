@@ -1,0 +1,1 @@
+"""Per-sample and batch transforms."""

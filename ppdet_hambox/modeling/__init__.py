@@ -1,0 +1,1 @@
+"""The detector: backbones, necks, heads, anchors, assigners, losses."""

@@ -1,0 +1,1 @@
+"""Backbones returning C2..C5."""

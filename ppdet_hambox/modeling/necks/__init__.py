@@ -1,0 +1,1 @@
+"""Necks building P2..P7."""

@@ -1,0 +1,29 @@
+"""Install ppdet-hambox. Paddle is an extra: ``[cpu]`` or ``[gpu]``."""
+from setuptools import find_packages, setup
+
+setup(
+    name='ppdet-hambox',
+    version='0.1.0',
+    description='HAMBox (CVPR 2020) face detection in PaddlePaddle',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9',
+    packages=find_packages(include=['ppdet_hambox', 'ppdet_hambox.*']),
+    install_requires=[
+        'numpy',
+        'opencv-python-headless',
+        'pyyaml',
+        'scipy',
+        'visualdl',
+        'tqdm',
+        'matplotlib',
+        'pycocotools',
+    ],
+    extras_require={
+        'cpu': ['paddlepaddle>=3.0'],
+        'gpu': ['paddlepaddle-gpu>=3.0'],
+        'demo': ['scikit-image'],
+        'onnx': ['paddle2onnx>=2.1', 'onnxruntime'],
+        'dev': ['pytest', 'scikit-image', 'paddle2onnx>=2.1', 'onnxruntime'],
+    },
+)

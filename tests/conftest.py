@@ -1,0 +1,28 @@
+"""Shared test fixtures."""
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA_ENV = 'HAMBOX_SHARED_DATA'
+
+
+def shared_data_dir():
+    """The shared benchmark-data folder: $HAMBOX_SHARED_DATA, else ../shared/data beside the repo."""
+    env = os.environ.get(SHARED_DATA_ENV)
+    return pathlib.Path(env) if env else REPO_ROOT.parent / 'shared' / 'data'
+
+
+@pytest.fixture(scope='session')
+def shared_data():
+    path = shared_data_dir()
+    if not (path / 'widerface').is_dir():
+        pytest.skip('shared benchmark data not found at {} (set {} to the folder holding '
+                    'widerface/, fddb/, samples/)'.format(path, SHARED_DATA_ENV))
+    return path
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return REPO_ROOT
