@@ -23,7 +23,7 @@ from ppdet_hambox.core.schema import GLOBAL_KEYS
 __all__ = [
     'register', 'serializable', 'create', 'load_config', 'merge_config',
     'parse_overrides', 'global_config', 'import_submodules', 'AttrDict',
-    'registered', 'ConfigError',
+    'registered', 'ConfigError', 'build_component', 'build_component_list',
 ]
 
 BASE_KEY = '_BASE_'
@@ -51,6 +51,7 @@ class ComponentSpec:
         self.name = cls.__name__
         self.shared = list(getattr(cls, '__shared__', []))
         self.inject = list(getattr(cls, '__inject__', []))
+        self.component_lists = list(getattr(cls, '__component_lists__', []))
         signature = inspect.signature(cls.__init__)
         self.params = {}
         self.takes_kwargs = False
@@ -239,6 +240,8 @@ def _validate_component(spec, section, path, source):
                 source, path, key, spec.name, _close(key, spec.params), ', '.join(spec.params)))
         if key in spec.inject:
             _validate_inject_value(value, '{}.{}'.format(path, key), source)
+        elif key in spec.component_lists:
+            _validate_component_list(value, '{}.{}'.format(path, key), source)
         elif not _type_fits(value, spec.params[key]):
             raise ConfigError('{}: {}.{} should be {} like its default {!r}, got {!r}'.format(
                 source, path, key, type(spec.params[key]).__name__, spec.params[key], value))
@@ -261,6 +264,28 @@ def _validate_inject_value(value, path, source):
     _validate_component(_REGISTRY[name], section, path, source)
 
 
+def _list_item(item, path, source):
+    """``{Name: {kwargs}}`` -> (name, kwargs), the form of transform lists."""
+    if isinstance(item, str):
+        item = {item: {}}
+    if not (isinstance(item, dict) and len(item) == 1):
+        raise ConfigError('{}: {} must be a one-key mapping like {{Decode: {{}}}}, got {!r}'.format(
+            source, path, item))
+    (name, kwargs), = item.items()
+    return name, dict(kwargs or {})
+
+
+def _validate_component_list(items, path, source):
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise ConfigError('{}: {} must be a list of components, got {!r}'.format(source, path, items))
+    for index, item in enumerate(items):
+        item_path = '{}[{}]'.format(path, index)
+        name, kwargs = _list_item(item, item_path, source)
+        _validate_inject_value(dict(kwargs, name=name), item_path, source)
+
+
 def validate_config(cfg):
     """Reject unknown top-level keys, unknown component arguments and bad types."""
     _ensure_components_loaded()
@@ -280,6 +305,28 @@ def validate_config(cfg):
         else:
             raise ConfigError('{}: unknown top-level key {!r}{}'.format(
                 source, key, _close(key, list(GLOBAL_KEYS) + list(_REGISTRY))))
+
+
+def build_component(value, cfg=None, path='component'):
+    """Build a component named by a config value: a class name, or a
+    ``{name: ClassName, ...kwargs}`` mapping (e.g. ``TrainDataset``)."""
+    _ensure_components_loaded()
+    cfg = _GLOBAL_CONFIG if cfg is None else cfg
+    _validate_inject_value(value, path, _source_of(cfg))
+    name, section = _component_section(value, cfg)
+    return _build(_REGISTRY[name], section, cfg)
+
+
+def build_component_list(items, cfg=None, path='components'):
+    """Build ``[{Name: {kwargs}}, ...]`` (a transform pipeline) into objects."""
+    _ensure_components_loaded()
+    cfg = _GLOBAL_CONFIG if cfg is None else cfg
+    _validate_component_list(items, path, _source_of(cfg))
+    built = []
+    for index, item in enumerate(items or []):
+        name, kwargs = _list_item(item, '{}[{}]'.format(path, index), _source_of(cfg))
+        built.append(_build(_REGISTRY[name], kwargs, cfg))
+    return built
 
 
 def _component_section(value, cfg):
