@@ -1,0 +1,80 @@
+"""Loading parameter files into layers, with a summary of what fitted.
+
+One place for the three users: pretrained backbones, ``weights=`` for
+evaluation/export, and fine-tuning from a checkpoint.
+"""
+import logging
+import os
+
+import paddle
+
+logger = logging.getLogger(__name__)
+
+PARAM_SUFFIXES = ('.pdparams', '')
+
+
+class WeightsError(ValueError):
+    """A weights file that is missing, unreadable or fits nothing."""
+
+
+def resolve_weights_path(path):
+    """``path`` or ``path + '.pdparams'``, whichever exists; a clear error otherwise."""
+    for suffix in PARAM_SUFFIXES:
+        candidate = path + suffix if suffix and not path.endswith(suffix) else path
+        if os.path.isfile(candidate):
+            return candidate
+    raise WeightsError('weights file not found: {} (give a local .pdparams path; '
+                       'nothing is downloaded)'.format(path))
+
+
+def read_state_dict(path):
+    """Read a ``.pdparams`` file into a dict of tensors."""
+    path = resolve_weights_path(path)
+    try:
+        state = paddle.load(path)
+    except Exception as err:  # paddle raises several types for a bad file
+        raise WeightsError('cannot read weights file {}: {}'.format(path, err)) from None
+    if not isinstance(state, dict):
+        raise WeightsError('weights file {} does not hold a state dict'.format(path))
+    if 'model' in state and isinstance(state['model'], dict):
+        state = state['model']
+    return state
+
+
+def load_weights(layer, path, prefix='', strict=False):
+    """Load ``path`` into ``layer``; returns ``{loaded, missing, unexpected, mismatched}``.
+
+    ``prefix`` is stripped from the file's keys first (e.g. ``'backbone.'``).
+    Shape mismatches are never loaded. ``strict`` turns any missing,
+    unexpected or mismatched key into an error; with ``strict=False`` a file
+    of which no key fits is still an error.
+    """
+    state = read_state_dict(path)
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    own = layer.state_dict()
+    fitting, mismatched = {}, []
+    for key, value in state.items():
+        if key not in own:
+            continue
+        if list(value.shape) != list(own[key].shape):
+            mismatched.append('{}: file {} vs model {}'.format(key, list(value.shape), list(own[key].shape)))
+        else:
+            fitting[key] = value
+    summary = {
+        'loaded': sorted(fitting),
+        'missing': sorted(k for k in own if k not in fitting),
+        'unexpected': sorted(k for k in state if k not in own),
+        'mismatched': mismatched,
+    }
+    if not fitting:
+        raise WeightsError('no parameter of {} fits {} ({} keys in the file, e.g. {})'.format(
+            type(layer).__name__, path, len(state), ', '.join(sorted(state)[:3])))
+    if strict and (summary['missing'] or summary['unexpected'] or mismatched):
+        raise WeightsError('{} does not fit {} exactly: {} missing, {} unexpected, {} mismatched ({})'.format(
+            path, type(layer).__name__, len(summary['missing']), len(summary['unexpected']),
+            len(mismatched), '; '.join((summary['missing'] + summary['unexpected'] + mismatched)[:5])))
+    layer.set_state_dict(fitting)
+    logger.info('loaded %s: %d tensors loaded, %d missing, %d unexpected, %d shape-mismatched',
+                path, len(fitting), len(summary['missing']), len(summary['unexpected']), len(mismatched))
+    return summary
