@@ -28,6 +28,8 @@ __all__ = [
 
 BASE_KEY = '_BASE_'
 SOURCE_KEY = '__source__'
+ORIGINS_KEY = '__origins__'
+PRIVATE_KEYS = (SOURCE_KEY, ORIGINS_KEY)
 
 
 class AttrDict(dict):
@@ -101,8 +103,17 @@ def _close(name, choices):
     return ' (did you mean {}?)'.format(', '.join(repr(m) for m in matches)) if matches else ''
 
 
-def _source_of(cfg):
-    return cfg.get(SOURCE_KEY, '<config>') if isinstance(cfg, dict) else '<config>'
+def _source_of(cfg, path=None):
+    """The file that set ``path`` (walking up to its parents), else the config file."""
+    if not isinstance(cfg, dict):
+        return '<config>'
+    origins = cfg.get(ORIGINS_KEY) or {}
+    while path:
+        path = path.split('[', 1)[0]
+        if path in origins:
+            return origins[path]
+        path = path.rpartition('.')[0]
+    return cfg.get(SOURCE_KEY, '<config>')
 
 
 def _deep_merge(base, update):
@@ -137,7 +148,16 @@ def _read_yaml(path):
     return data
 
 
-def _load_with_bases(path, seen=()):
+def _record_origins(data, origin, origins, prefix=''):
+    """Note which file (or ``-o``) set each key path, for error messages."""
+    for key, value in data.items():
+        path = '{}.{}'.format(prefix, key) if prefix else str(key)
+        origins[path] = origin
+        if isinstance(value, dict):
+            _record_origins(value, origin, origins, path)
+
+
+def _load_with_bases(path, origins, seen=()):
     path = os.path.abspath(path)
     if path in seen:
         raise ConfigError('{}: _BASE_ inheritance loops back to itself'.format(path))
@@ -148,18 +168,23 @@ def _load_with_bases(path, seen=()):
     merged = {}
     for base in bases:
         base_path = os.path.join(os.path.dirname(path), base)
-        merged = _deep_merge(merged, _load_with_bases(base_path, seen + (path,)))
+        merged = _deep_merge(merged, _load_with_bases(base_path, origins, seen + (path,)))
+    _record_origins(data, path, origins)
     return _deep_merge(merged, data)
 
 
 def load_config(path, overrides=None, validate=True):
     """Load a YAML config with its ``_BASE_`` files, apply ``-o`` overrides,
     validate it against the registry and make it the global config."""
-    cfg = _load_with_bases(path)
-    cfg[SOURCE_KEY] = os.path.abspath(path)
+    origins = {}
+    cfg = _load_with_bases(path, origins)
     if overrides:
-        cfg = _deep_merge(cfg, overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+        overrides = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+        _record_origins(overrides, '-o override', origins)
+        cfg = _deep_merge(cfg, overrides)
     cfg = _to_attrdict(cfg)
+    cfg[SOURCE_KEY] = os.path.abspath(path)
+    cfg[ORIGINS_KEY] = origins
     if validate:
         validate_config(cfg)
     _GLOBAL_CONFIG.clear()
@@ -226,85 +251,87 @@ def _type_fits(value, default):
     return True
 
 
-def _validate_component(spec, section, path, source):
+def _fail(cfg, path, message):
+    """A ConfigError naming the file that set ``path`` and the key path."""
+    return ConfigError('{}: {}'.format(_source_of(cfg, path), message))
+
+
+def _validate_component(spec, section, path, cfg):
     if not isinstance(section, dict):
-        raise ConfigError('{}: {} must be a mapping of constructor arguments, got {!r}'.format(
-            source, path, section))
+        raise _fail(cfg, path, '{} must be a mapping of constructor arguments, got {!r}'.format(path, section))
     for key, value in section.items():
+        key_path = '{}.{}'.format(path, key)
         if key == 'name':
             continue
         if key not in spec.params:
             if spec.takes_kwargs:
                 continue
-            raise ConfigError('{}: unknown key {}.{} for {}{}; valid keys: {}'.format(
-                source, path, key, spec.name, _close(key, spec.params), ', '.join(spec.params)))
+            raise _fail(cfg, key_path, 'unknown key {} for {}{}; valid keys: {}'.format(
+                key_path, spec.name, _close(key, spec.params), ', '.join(spec.params)))
         if key in spec.inject:
-            _validate_inject_value(value, '{}.{}'.format(path, key), source)
+            _validate_inject_value(value, key_path, cfg)
         elif key in spec.component_lists:
-            _validate_component_list(value, '{}.{}'.format(path, key), source)
+            _validate_component_list(value, key_path, cfg)
         elif not _type_fits(value, spec.params[key]):
-            raise ConfigError('{}: {}.{} should be {} like its default {!r}, got {!r}'.format(
-                source, path, key, type(spec.params[key]).__name__, spec.params[key], value))
+            raise _fail(cfg, key_path, '{} should be {} like its default {!r}, got {!r}'.format(
+                key_path, type(spec.params[key]).__name__, spec.params[key], value))
 
 
-def _validate_inject_value(value, path, source):
+def _validate_inject_value(value, path, cfg):
     if value is None:
         return
     if isinstance(value, str):
         name, section = value, {}
     elif isinstance(value, dict):
         if 'name' not in value:
-            raise ConfigError('{}: {} needs a "name" key naming a component'.format(source, path))
+            raise _fail(cfg, path, '{} needs a "name" key naming a component'.format(path))
         name, section = value['name'], value
     else:
-        raise ConfigError('{}: {} must name a component, got {!r}'.format(source, path, value))
+        raise _fail(cfg, path, '{} must name a component, got {!r}'.format(path, value))
     if name not in _REGISTRY:
-        raise ConfigError('{}: {} names unknown component {!r}{}'.format(
-            source, path, name, _close(name, _REGISTRY)))
-    _validate_component(_REGISTRY[name], section, path, source)
+        raise _fail(cfg, path, '{} names unknown component {!r}{}'.format(path, name, _close(name, _REGISTRY)))
+    _validate_component(_REGISTRY[name], section, path, cfg)
 
 
-def _list_item(item, path, source):
+def _list_item(item, path, cfg):
     """``{Name: {kwargs}}`` -> (name, kwargs), the form of transform lists."""
     if isinstance(item, str):
         item = {item: {}}
     if not (isinstance(item, dict) and len(item) == 1):
-        raise ConfigError('{}: {} must be a one-key mapping like {{Decode: {{}}}}, got {!r}'.format(
-            source, path, item))
+        raise _fail(cfg, path, '{} must be a one-key mapping like {{Decode: {{}}}}, got {!r}'.format(path, item))
     (name, kwargs), = item.items()
     return name, dict(kwargs or {})
 
 
-def _validate_component_list(items, path, source):
+def _validate_component_list(items, path, cfg):
     if items is None:
         return
     if not isinstance(items, list):
-        raise ConfigError('{}: {} must be a list of components, got {!r}'.format(source, path, items))
+        raise _fail(cfg, path, '{} must be a list of components, got {!r}'.format(path, items))
     for index, item in enumerate(items):
         item_path = '{}[{}]'.format(path, index)
-        name, kwargs = _list_item(item, item_path, source)
-        _validate_inject_value(dict(kwargs, name=name), item_path, source)
+        name, kwargs = _list_item(item, item_path, cfg)
+        _validate_inject_value(dict(kwargs, name=name), item_path, cfg)
 
 
 def validate_config(cfg):
     """Reject unknown top-level keys, unknown component arguments and bad types."""
     _ensure_components_loaded()
-    source = _source_of(cfg)
     for key, value in cfg.items():
-        if key == SOURCE_KEY:
+        if key in PRIVATE_KEYS:
             continue
         if key in _REGISTRY:
-            _validate_component(_REGISTRY[key], value, key, source)
+            _validate_component(_REGISTRY[key], value, key, cfg)
         elif key in GLOBAL_KEYS:
             expected = GLOBAL_KEYS[key]
             if expected == 'component':
-                _validate_inject_value(value, key, source)
+                _validate_inject_value(value, key, cfg)
             elif value is not None and not isinstance(value, expected):
-                raise ConfigError('{}: {} should be {}, got {!r}'.format(
-                    source, key, getattr(expected, '__name__', expected), value))
+                raise _fail(cfg, key, '{} should be {}, got {!r}'.format(
+                    key, getattr(expected, '__name__', expected), value))
         else:
-            raise ConfigError('{}: unknown top-level key {!r}{}'.format(
-                source, key, _close(key, list(GLOBAL_KEYS) + list(_REGISTRY))))
+            raise _fail(cfg, key, 'unknown top-level key {!r}{}'.format(
+                key, _close(key, list(GLOBAL_KEYS) + list(_REGISTRY))))
 
 
 def build_component(value, cfg=None, path='component'):
@@ -312,7 +339,7 @@ def build_component(value, cfg=None, path='component'):
     ``{name: ClassName, ...kwargs}`` mapping (e.g. ``TrainDataset``)."""
     _ensure_components_loaded()
     cfg = _GLOBAL_CONFIG if cfg is None else cfg
-    _validate_inject_value(value, path, _source_of(cfg))
+    _validate_inject_value(value, path, cfg)
     name, section = _component_section(value, cfg)
     return _build(_REGISTRY[name], section, cfg)
 
@@ -321,10 +348,10 @@ def build_component_list(items, cfg=None, path='components'):
     """Build ``[{Name: {kwargs}}, ...]`` (a transform pipeline) into objects."""
     _ensure_components_loaded()
     cfg = _GLOBAL_CONFIG if cfg is None else cfg
-    _validate_component_list(items, path, _source_of(cfg))
+    _validate_component_list(items, path, cfg)
     built = []
     for index, item in enumerate(items or []):
-        name, kwargs = _list_item(item, '{}[{}]'.format(path, index), _source_of(cfg))
+        name, kwargs = _list_item(item, '{}[{}]'.format(path, index), cfg)
         built.append(_build(_REGISTRY[name], kwargs, cfg))
     return built
 
@@ -359,7 +386,7 @@ def create(name_or_cls, cfg=None, **kwargs):
 
 
 def _build(spec, section, cfg):
-    _validate_component(spec, section, spec.name, _source_of(cfg))
+    _validate_component(spec, section, spec.name, cfg)
     args = {key: cfg[key] for key in spec.shared if key in cfg}
     args.update(section)
     for key in spec.inject:
