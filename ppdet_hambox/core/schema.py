@@ -30,4 +30,5 @@ GLOBAL_KEYS = {
     'eval_protocol': str,
     'draw_threshold': (int, float),
     'output_eval': (str, type(None)),
+    'wider_gt_dir': (str, type(None)),
 }
