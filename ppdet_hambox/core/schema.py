@@ -25,6 +25,10 @@ GLOBAL_KEYS = {
     'ema_decay': float,
     'clip_grad_norm': (int, float, type(None)),
     'amp': bool,
+    'use_vdl': bool,
+    'vdl_log_dir': (str, type(None)),
+    'find_unused_parameters': bool,
+    'best_metric': str,
     # evaluation
     'metric': str,
     'eval_protocol': str,

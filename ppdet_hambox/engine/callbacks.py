@@ -1,0 +1,211 @@
+"""What the training loop reports, and to where.
+
+The trainer calls, on the main process only:
+``on_train_begin(trainer)``, ``on_log(trainer, record)`` every ``log_iter``
+steps, ``on_epoch_end(trainer, epoch, info)``, ``on_eval(trainer, iteration,
+result)``, ``on_snapshot(trainer, iteration)`` every ``snapshot_iter`` steps
+and ``on_train_end(trainer, iteration)``. A ``record`` is a flat dict of
+numbers: ``iter``, ``epoch``, ``lr``, the loss terms (``loss``, ``loss_cls``,
+``loss_box``, ``loss_pa`` when present), ``num_com``, ``com_iou``, ...
+averaged over the steps since the last record and over ranks, plus
+``ips`` (images/s, all ranks) and ``eta_s``.
+"""
+import datetime
+import json
+import os
+
+from ppdet_hambox.utils.checkpoint import prune_checkpoints, save_checkpoint, save_weights
+from ppdet_hambox.utils.logger import get_logger
+
+logger = get_logger('engine')
+
+LOSS_ORDER = ('loss', 'loss_cls', 'loss_box', 'loss_pa', 'num_pos', 'num_com', 'com_iou')
+
+
+class Callback:
+    def on_train_begin(self, trainer):
+        pass
+
+    def on_log(self, trainer, record):
+        pass
+
+    def on_epoch_end(self, trainer, epoch, info):
+        pass
+
+    def on_eval(self, trainer, iteration, result):
+        pass
+
+    def on_snapshot(self, trainer, iteration):
+        pass
+
+    def on_train_end(self, trainer, iteration):
+        pass
+
+
+def format_eta(seconds):
+    return str(datetime.timedelta(seconds=int(max(seconds, 0))))
+
+
+def format_record(record, max_iters):
+    """One progress line: position, lr, loss terms, mining statistics, speed."""
+    parts = ['iter {}/{}'.format(record['iter'], max_iters), 'epoch {}'.format(record['epoch']),
+             'lr {:.6f}'.format(record['lr'])]
+    parts += ['{} {:.4f}'.format(k, record[k]) for k in LOSS_ORDER if k in record]
+    parts += ['{} {:.4f}'.format(k, v) for k, v in sorted(record.items())
+              if k.startswith('loss_') and k not in LOSS_ORDER]
+    parts.append('{:.2f} img/s'.format(record['ips']))
+    parts.append('eta {}'.format(format_eta(record['eta_s'])))
+    return '  '.join(parts)
+
+
+class ConsoleLogger(Callback):
+    """Progress lines, skipped images per epoch and evaluation results in the log."""
+
+    def on_log(self, trainer, record):
+        logger.info(format_record(record, trainer.max_iters))
+
+    def on_epoch_end(self, trainer, epoch, info):
+        logger.info('epoch %d done at iter %d: %d image(s) skipped by the data pipeline (corrupt '
+                    'or unreadable)', epoch, info['iter'], info['skipped'])
+
+    def on_eval(self, trainer, iteration, result):
+        numbers = ', '.join('{} {:.4f}'.format(k, v) for k, v in result.items()
+                            if isinstance(v, float))
+        logger.info('eval at iter %d: %s', iteration, numbers)
+
+
+class JsonLinesLogger(Callback):
+    """``<save_dir>/train_log.jsonl``: one JSON object per log step
+    (``"type": "train"``), per evaluation (``"type": "eval"``) and per epoch
+    (``"type": "epoch"``). On resume, lines after the resumed iteration (from
+    the interrupted run) are dropped so the file describes one history."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_begin(self, trainer):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if not os.path.exists(self.path):
+            return
+        kept = []
+        with open(self.path, encoding='utf-8') as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                except ValueError:  # a line cut short by a crash
+                    continue
+                if entry.get('iter', 0) <= trainer.start_iter:
+                    kept.append(line if line.endswith('\n') else line + '\n')
+        tmp = self.path + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.writelines(kept)
+        os.replace(tmp, self.path)
+
+    def _write(self, entry):
+        with open(self.path, 'a', encoding='utf-8') as f:
+            f.write(json.dumps(entry, sort_keys=True) + '\n')
+
+    def on_log(self, trainer, record):
+        self._write(dict(record, type='train'))
+
+    def on_epoch_end(self, trainer, epoch, info):
+        self._write(dict(info, type='epoch', epoch=epoch))
+
+    def on_eval(self, trainer, iteration, result):
+        numbers = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+        self._write(dict(numbers, type='eval', iter=iteration))
+
+
+class VisualDLLogger(Callback):
+    """The same scalars in VisualDL: ``train/<name>`` and ``eval/<name>``."""
+
+    def __init__(self, logdir):
+        from visualdl import LogWriter
+        self.writer = LogWriter(logdir=logdir)
+
+    def on_log(self, trainer, record):
+        for key, value in record.items():
+            if key not in ('iter', 'epoch'):
+                self.writer.add_scalar('train/{}'.format(key), value, record['iter'])
+
+    def on_epoch_end(self, trainer, epoch, info):
+        self.writer.add_scalar('train/skipped_images', info['skipped'], info['iter'])
+
+    def on_eval(self, trainer, iteration, result):
+        for key, value in result.items():
+            if isinstance(value, float):
+                self.writer.add_scalar('eval/{}'.format(key), value, iteration)
+
+    def on_train_end(self, trainer, iteration):
+        self.writer.close()
+
+
+class EvalCallback(Callback):
+    """Evaluate at each snapshot and at the end; keep ``best_model.pdparams``
+    by ``best_metric`` (``hard`` AP by default). Runs before the checkpoint of
+    the same step so the checkpoint records the best value."""
+
+    def __init__(self, best_metric='hard'):
+        self.best_metric = best_metric
+
+    def _evaluate(self, trainer, iteration):
+        if trainer.last_eval_iter == iteration:
+            return
+        result = trainer.evaluate(output_dir=os.path.join(trainer.save_dir, 'eval_iter_{}'.format(iteration)))
+        trainer.last_eval_iter = iteration
+        if self.best_metric not in result:
+            raise KeyError('best_metric {!r} is not among the evaluation results {}'.format(
+                self.best_metric, sorted(result)))
+        value = float(result[self.best_metric])
+        trainer.dispatch('on_eval', iteration, result)
+        best = trainer.best
+        if best is None or value > best['value']:
+            trainer.best = {'metric': self.best_metric, 'value': value, 'iter': iteration}
+            save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'best_model.pdparams'))
+            atomic_json(trainer.best, os.path.join(trainer.save_dir, 'best_model.json'))
+            logger.info('new best model at iter %d: %s %.4f', iteration, self.best_metric, value)
+
+    def on_snapshot(self, trainer, iteration):
+        self._evaluate(trainer, iteration)
+
+    def on_train_end(self, trainer, iteration):
+        self._evaluate(trainer, iteration)
+
+
+class CheckpointSaver(Callback):
+    """Full checkpoints every ``snapshot_iter`` steps and at the end (the last
+    ``keep_checkpoints`` kept), plus weights-only ``model_final.pdparams``."""
+
+    def __init__(self, keep_checkpoints):
+        self.keep = keep_checkpoints
+
+    def _save(self, trainer, iteration):
+        if trainer.last_checkpoint_iter == iteration:
+            return
+        path = save_checkpoint(trainer.save_dir, iteration, trainer.raw_model, trainer.optimizer,
+                               trainer.lr_scheduler, trainer.ema, trainer.extra_state())
+        trainer.last_checkpoint_iter = iteration
+        removed = prune_checkpoints(trainer.save_dir, self.keep)
+        logger.info('saved checkpoint %s%s', path,
+                    ' (removed {})'.format(', '.join(os.path.basename(p) for p in removed)) if removed else '')
+
+    def on_snapshot(self, trainer, iteration):
+        self._save(trainer, iteration)
+
+    def on_train_end(self, trainer, iteration):
+        self._save(trainer, iteration)
+        path = save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'model_final.pdparams'))
+        logger.info('saved final weights %s%s', path, ' (EMA)' if trainer.ema is not None else '')
+
+
+def atomic_json(obj, path):
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+__all__ = ['Callback', 'ConsoleLogger', 'JsonLinesLogger', 'VisualDLLogger', 'EvalCallback',
+           'CheckpointSaver', 'format_record', 'atomic_json']

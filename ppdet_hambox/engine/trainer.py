@@ -1,0 +1,353 @@
+"""The training loop: iteration-based, single process or ``paddle.distributed.launch``.
+
+```python
+cfg = load_config('configs/demo/hambox_demo.yml', ['max_iters=100'])
+trainer = Trainer(cfg, mode='train')
+trainer.resume('output/hambox_demo')      # optional: a checkpoint or its folder
+trainer.train(validate=True)
+```
+One step: a batch from ``TrainReader`` -> ``model(batch)`` (the loss dict of
+CONTRACTS.md) -> NaN/Inf check -> backward -> optimizer step -> LR step ->
+EMA update. Checkpoints, logs and evaluation hang off the step as callbacks
+(``callbacks.py``), on the main process only.
+"""
+import contextlib
+import math
+import os
+import time
+
+import paddle
+
+from ppdet_hambox.core.errors import ConfigError
+from ppdet_hambox.core.workspace import build_component, create
+from ppdet_hambox.engine import callbacks as cb
+from ppdet_hambox.engine.ema import ModelEMA
+from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, init_distributed,
+                                     set_random_seed)
+from ppdet_hambox.utils.checkpoint import (checkpoint_path, load_portable_optimizer_state,
+                                           read_checkpoint, restore_rng_state)
+from ppdet_hambox.utils.logger import get_logger, setup_logger
+from ppdet_hambox.utils.weights import load_weights
+
+__all__ = ['Trainer', 'NonFiniteLossError']
+
+logger = get_logger('engine')
+
+# Set by configs/runtime.yml; a training config must have them.
+REQUIRED_KEYS = ('max_iters', 'log_iter', 'snapshot_iter', 'keep_checkpoints', 'save_dir')
+# Off unless a config or flag turns them on.
+OPTIONAL_DEFAULTS = {
+    'seed': None, 'use_ema': False, 'ema_decay': 0.9998, 'amp': False, 'best_metric': 'hard',
+    'use_vdl': False, 'vdl_log_dir': None, 'find_unused_parameters': False,
+}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf; training stopped before the bad update."""
+
+    def __init__(self, iteration, losses, last_checkpoint):
+        bad = ', '.join('{}={}'.format(k, v) for k, v in sorted(losses.items()) if not math.isfinite(v))
+        where = ('the last good checkpoint is {} (resume with -r {})'.format(last_checkpoint, last_checkpoint)
+                 if last_checkpoint else 'no checkpoint was written yet')
+        super().__init__(
+            'non-finite loss at iteration {} ({}); training stopped before applying that update, '
+            'and {}. Lower the learning rate, enable clip_grad_norm or check the data.'.format(
+                iteration, bad, where))
+        self.iteration = iteration
+        self.losses = dict(losses)
+        self.last_checkpoint = last_checkpoint
+
+
+def _scalar(value):
+    return value.item() if isinstance(value, paddle.Tensor) else float(value)
+
+
+def _runtime_settings(cfg, mode):
+    settings = {k: v if cfg.get(k) is None else cfg[k] for k, v in OPTIONAL_DEFAULTS.items()}
+    missing = [k for k in REQUIRED_KEYS if cfg.get(k) is None]
+    if missing and mode == 'train':
+        raise ConfigError('{}: training needs {} (add _BASE_: [.../runtime.yml] or set them)'.format(
+            cfg.get('__source__', '<config>'), ', '.join(missing)))
+    settings.update({k: cfg.get(k) for k in REQUIRED_KEYS})
+    settings['save_dir'] = settings['save_dir'] or 'output'
+    for key in ('log_iter', 'snapshot_iter', 'max_iters'):
+        if mode == 'train' and settings[key] <= 0:
+            raise ConfigError('{}: {} must be positive, got {}'.format(
+                cfg.get('__source__', '<config>'), key, settings[key]))
+    return settings
+
+
+def _config_stem(cfg):
+    source = cfg.get('__source__') or 'model'
+    return os.path.splitext(os.path.basename(source))[0]
+
+
+class Trainer:
+    """Builds everything a mode needs from ``cfg`` (a loaded config).
+
+    ``mode='train'``: model, train dataset and reader, LR schedule, optimizer,
+    EMA, distributed wrappers. ``'eval'`` / ``'test'``: the model in eval mode
+    with ``cfg.weights`` loaded. ``fleet`` uses ``paddle.distributed.fleet``
+    instead of ``paddle.DataParallel`` when launched with several processes.
+    """
+
+    def __init__(self, cfg, mode='train', fleet=False):
+        if mode not in ('train', 'eval', 'test'):
+            raise ValueError("mode must be 'train', 'eval' or 'test', got {!r}".format(mode))
+        self.cfg = cfg
+        self.mode = mode
+        self.settings = _runtime_settings(cfg, mode)
+        self.dist = init_distributed(fleet) if mode == 'train' else DistInfo()
+        self.save_dir = os.path.join(self.settings['save_dir'], _config_stem(cfg))
+        setup_logger(os.path.join(self.save_dir, 'train.log') if mode == 'train' else None,
+                     rank=self.dist.rank)
+        if self.settings['seed'] is not None:
+            set_random_seed(self.settings['seed'])
+        if 'architecture' not in cfg:
+            raise ConfigError('{}: no architecture key'.format(cfg.get('__source__', '<config>')))
+        self.raw_model = create(cfg['architecture'], cfg)
+        self.model = self.raw_model
+        self.ema = None
+        self.optimizer = self.lr_scheduler = self.scaler = None
+        self.start_iter = 0
+        self.best = None
+        self.last_eval_iter = self.last_checkpoint_iter = None
+        self.last_checkpoint = None
+        self.callbacks = []
+        if mode == 'train':
+            self._setup_training()
+        else:
+            if cfg.get('weights'):
+                load_weights(self.raw_model, cfg['weights'])
+            self.raw_model.eval()
+
+    # ------------------------------------------------------------------ set-up
+    @property
+    def max_iters(self):
+        return self.settings['max_iters']
+
+    def _setup_training(self):
+        cfg = self.cfg
+        if not cfg.get('TrainDataset'):
+            raise ConfigError('{}: training needs a TrainDataset section'.format(cfg.get('__source__')))
+        self.dataset = build_component(cfg['TrainDataset'], cfg, 'TrainDataset')
+        self.reader = create('TrainReader', cfg)
+        self.loader = self.reader(self.dataset, rank=self.dist.rank, world_size=self.dist.world_size)
+        self.batch_size = self.reader.batch_size
+        self.global_batch = self.batch_size * self.dist.world_size
+        lr_config = create('LearningRate', cfg)
+        self.lr_scheduler = lr_config(self.global_batch)
+        logger.info('learning rate %.6g = base_lr %.6g x global batch %d / reference batch %d%s',
+                    lr_config.effective_lr(self.global_batch), lr_config.base_lr, self.global_batch,
+                    lr_config.reference_batch, '' if lr_config.scale_with_batch else ' (scaling off: base_lr used)')
+        self.optimizer = create('OptimizerBuilder', cfg)(self.lr_scheduler, self.raw_model)
+        if self.settings['use_ema']:
+            self.ema = ModelEMA(self.raw_model, self.settings['ema_decay'])
+        self.step_optimizer = self.optimizer
+        self._setup_amp()
+        self._wrap_distributed()
+
+    def _setup_amp(self):
+        self.amp = False
+        if not self.settings['amp']:
+            return
+        device = paddle.device.get_device()
+        if not device.startswith('gpu'):
+            logger.warning('--amp does nothing on %s: automatic mixed precision here runs float16 '
+                           'kernels on CUDA GPUs only; training continues in float32', device)
+            return
+        self.amp = True
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 15)
+
+    def _wrap_distributed(self):
+        if not self.dist.distributed:
+            return
+        if self.dist.fleet:
+            from paddle.distributed import fleet
+            self.model = fleet.distributed_model(self.raw_model)
+            self.step_optimizer = fleet.distributed_optimizer(self.optimizer)
+            if self.scaler is not None:
+                self.scaler = fleet.distributed_scaler(self.scaler)
+        else:
+            self.model = paddle.DataParallel(
+                self.raw_model, find_unused_parameters=self.settings['find_unused_parameters'])
+        logger.info('distributed training: %d processes (%s), batch %d per process, global batch %d',
+                    self.dist.world_size, 'fleet' if self.dist.fleet else 'DataParallel',
+                    self.batch_size, self.global_batch)
+
+    # ------------------------------------------------------------- weights
+    def load_weights(self, path):
+        """Initialise from a weights file (``pretrain_weights``) before training."""
+        return load_weights(self.raw_model, path)
+
+    def resume(self, path):
+        """Restore model, optimizer, LR schedule, EMA, RNG states and the
+        iteration from a checkpoint (or the newest one in a folder)."""
+        state = read_checkpoint(path)
+        self.raw_model.set_state_dict(state['model'])
+        load_portable_optimizer_state(self.optimizer, self.raw_model, state['optimizer'])
+        self.lr_scheduler.set_state_dict(state['lr_scheduler'])
+        if self.ema is not None:
+            if 'ema' in state:
+                self.ema.set_state_dict(state['ema'])
+            else:
+                logger.warning('%s has no EMA state: the average restarts from the resumed weights',
+                               state['path'])
+                self.ema = ModelEMA(self.raw_model, self.settings['ema_decay'])
+        restore_rng_state(state['rng'])
+        extra = state.get('extra') or {}
+        self.best = extra.get('best')
+        if extra.get('global_batch') not in (None, self.global_batch):
+            logger.warning('resuming a run of global batch %s with global batch %d: the data order '
+                           'and the LR scaling differ from the original run', extra['global_batch'],
+                           self.global_batch)
+        self.start_iter = state['iteration']
+        self.last_checkpoint = state['path']
+        self.last_checkpoint_iter = self.start_iter
+        logger.info('resumed from %s at iteration %d', state['path'], self.start_iter)
+        return self.start_iter
+
+    def extra_state(self):
+        return {'best': self.best, 'global_batch': self.global_batch,
+                'world_size': self.dist.world_size}
+
+    def eval_weights(self):
+        """The weights to evaluate and ship: the EMA average when EMA is on."""
+        return dict(self.ema.state) if self.ema is not None else self.raw_model.state_dict()
+
+    # ---------------------------------------------------------- evaluation
+    def evaluate(self, output_dir=None, protocol=None):
+        """``run_evaluation`` on ``EvalDataset`` with the weights of ``eval_weights``."""
+        from ppdet_hambox.engine.evaluator import run_evaluation
+        model = self.raw_model
+        was_training = model.training
+        context = self.ema.applied(model) if self.ema is not None else contextlib.nullcontext()
+        with context:
+            model.eval()
+            try:
+                result = run_evaluation(model, self.cfg, protocol=protocol, output_dir=output_dir)
+            finally:
+                if was_training:
+                    model.train()
+        return result
+
+    # ------------------------------------------------------------ training
+    def _default_callbacks(self, validate):
+        if not self.dist.is_main:
+            return []
+        callbacks = [cb.ConsoleLogger(), cb.JsonLinesLogger(os.path.join(self.save_dir, 'train_log.jsonl'))]
+        if self.settings['use_vdl']:
+            callbacks.append(cb.VisualDLLogger(self.settings['vdl_log_dir']
+                                               or os.path.join(self.save_dir, 'vdl')))
+        if validate:
+            callbacks.append(cb.EvalCallback(self.settings['best_metric']))
+        callbacks.append(cb.CheckpointSaver(self.settings['keep_checkpoints']))
+        return callbacks
+
+    def dispatch(self, event, *args):
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    def _batches(self):
+        """``(epoch, batch)`` forever, starting at the batch of ``start_iter``.
+
+        Epoch ``e`` and the batch offset inside it follow from the iteration,
+        so a resumed run reads exactly the batches it would have read."""
+        per_epoch = len(self.loader)
+        if per_epoch == 0:
+            raise ConfigError('TrainReader yields no batch: {} images for a batch of {} on {} '
+                              'process(es)'.format(len(self.dataset), self.batch_size, self.dist.world_size))
+        epoch, offset = divmod(self.start_iter, per_epoch)
+        while True:
+            self.reader.set_epoch(epoch, start_batch=offset)
+            for batch in self.loader:
+                yield epoch, batch
+            info = {'iter': self.iteration, 'skipped': self.reader.num_skipped(epoch)}
+            if self.dist.is_main:
+                self.dispatch('on_epoch_end', epoch, info)
+            epoch, offset = epoch + 1, 0
+
+    def _forward(self, batch):
+        if not self.amp:
+            return self.model(batch)
+        with paddle.amp.auto_cast(enable=True, level='O1'):
+            return self.model(batch)
+
+    def _update(self, loss):
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.step_optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.step_optimizer.step()
+        self.step_optimizer.clear_grad()
+        self.lr_scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.raw_model)
+
+    def train(self, validate=False, callbacks=None):
+        """Run from ``start_iter`` to ``max_iters``; evaluate at snapshots with ``validate``."""
+        self.callbacks = self._default_callbacks(validate) + list(callbacks or [])
+        log_iter, snapshot_iter = self.settings['log_iter'], self.settings['snapshot_iter']
+        self.iteration = self.start_iter
+        self.dispatch('on_train_begin')
+        self.model.train()
+        logger.info('training %s from iteration %d to %d; output in %s', self.cfg.get('architecture'),
+                    self.start_iter, self.max_iters, self.save_dir)
+        window = _Window()
+        stream = self._batches()
+        while self.iteration < self.max_iters:
+            epoch, batch = next(stream)
+            lr = self.step_optimizer.get_lr()
+            losses = self._forward(batch)
+            values = {k: _scalar(v) for k, v in losses.items()}
+            loss_terms = {k: v for k, v in values.items() if k.startswith('loss')}
+            if all_ranks_any(not all(math.isfinite(v) for v in loss_terms.values()), self.dist):
+                raise NonFiniteLossError(self.iteration + 1, loss_terms, self.last_checkpoint)
+            self._update(losses['loss'])
+            self.iteration += 1
+            window.add(values, lr)
+            if self.iteration % log_iter == 0 or self.iteration == self.max_iters:
+                self._log(window, epoch)
+                window = _Window()
+            if self.iteration % snapshot_iter == 0 and self.iteration < self.max_iters:
+                self._snapshot('on_snapshot')
+        self._snapshot('on_train_end')
+        return self.iteration
+
+    def _snapshot(self, event):
+        self.dispatch(event, self.iteration)
+        self.last_checkpoint = checkpoint_path(self.save_dir, self.iteration)  # written by rank 0
+
+    def _log(self, window, epoch):
+        means = all_ranks_mean(window.means(), self.dist)
+        seconds_per_iter = window.seconds() / max(window.steps, 1)
+        record = dict(means, iter=self.iteration, epoch=epoch, lr=window.lr,
+                      ips=self.global_batch / max(seconds_per_iter, 1e-9),
+                      eta_s=seconds_per_iter * (self.max_iters - self.iteration))
+        if self.dist.is_main:
+            self.dispatch('on_log', record)
+
+
+class _Window:
+    """Running means of the step values between two log lines."""
+
+    def __init__(self):
+        self.sums = {}
+        self.steps = 0
+        self.lr = 0.0
+        self.start = time.time()
+
+    def add(self, values, lr):
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.steps += 1
+        self.lr = lr
+
+    def means(self):
+        return {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+
+    def seconds(self):
+        return time.time() - self.start
+
