@@ -1,0 +1,102 @@
+"""Anchor statistics of paper Fig. 1 / §3.1 on WIDER FACE annotations.
+
+    python tools/anchor_stats.py --anno wider_face_train_bbx_gt.txt [--protocol original|train]
+                                 [--ratios 0.43,0.68,1.0] [--json F] [--plot F.png]
+
+For each anchor-scale ratio: the fraction of faces with at least one anchor
+of IoU >= --iou, and the average number of such anchors per matched face, for
+one square anchor per location (sides ratio x 16..512, strides 4..128) and for
+3 octave scales x 3 aspect ratios per location.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppdet_hambox.analysis import anchor_stats  # noqa: E402
+from ppdet_hambox.analysis.face_sets import original_faces  # noqa: E402
+from ppdet_hambox.analysis.plotting import plot_anchor_stats  # noqa: E402
+
+DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
+PROTOCOLS = ('original', 'train')
+
+
+def parse_ratios(text):
+    try:
+        ratios = [float(r) for r in text.split(',') if r.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError('--ratios: expected comma-separated numbers, got {!r}'.format(text))
+    if not ratios or any(r <= 0 for r in ratios):
+        raise argparse.ArgumentTypeError('--ratios: expected positive numbers, got {!r}'.format(text))
+    return ratios
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--anno', required=True, help='wider_face_train_bbx_gt.txt (or val)')
+    parser.add_argument('--protocol', choices=PROTOCOLS, default='original')
+    parser.add_argument('--ratios', type=parse_ratios, default=DEFAULT_RATIOS,
+                        help='comma-separated anchor-scale ratios (default 0.30..1.20 by 0.05, '
+                             'plus 0.43 and 0.68)')
+    parser.add_argument('--designs', default='single,multi',
+                        help='comma-separated subset of single,multi')
+    parser.add_argument('--iou', type=float, default=0.35, help='match threshold')
+    parser.add_argument('--json', help='write the result as JSON here')
+    parser.add_argument('--plot', help='write the two-panel figure here (.png)')
+    return parser
+
+
+def collect_faces(args):
+    if args.protocol == 'original':
+        boxes, info = original_faces(args.anno)
+        return boxes, info, None
+    raise SystemExit('error: --protocol train is not available yet')
+
+
+def format_table(result):
+    designs = [d for d in anchor_stats.DESIGNS if d in result]
+    header = '{:>6}'.format('ratio') + ''.join(
+        ' | {:>16} {:>9}'.format(d + ': matched', 'anch/face') for d in designs)
+    lines = [header, '-' * len(header)]
+    for i, ratio in enumerate(r['ratio'] for r in result[designs[0]]):
+        cells = ''.join(' | {:>15.2f}% {:>9.2f}'.format(100 * result[d][i]['matched'],
+                                                       result[d][i]['anchors_per_matched_face'])
+                        for d in designs)
+        lines.append('{:>6.2f}{}'.format(ratio, cells))
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    designs = [d.strip() for d in args.designs.split(',') if d.strip()]
+    unknown = sorted(set(designs) - set(anchor_stats.DESIGNS))
+    if unknown or not designs:
+        raise SystemExit('error: --designs: unknown {}; choose from {}'.format(
+            unknown, ','.join(anchor_stats.DESIGNS)))
+    start = time.time()
+    boxes, info, image_shape = collect_faces(args)
+    stats = anchor_stats.sweep(boxes, args.ratios, designs, iou_thr=args.iou,
+                               image_shape=image_shape)
+    result = {'protocol': args.protocol, 'iou_thr': args.iou, 'faces': info}
+    result.update(stats)
+    result['seconds'] = round(time.time() - start, 1)
+    print('protocol: {}, {} faces, IoU >= {}, {:.1f} s'.format(
+        args.protocol, len(boxes), args.iou, result['seconds']))
+    print(format_table(result))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(result, f, indent=1)
+        print('wrote', args.json)
+    if args.plot:
+        print('wrote', plot_anchor_stats(result, args.plot))
+    return result
+
+
+if __name__ == '__main__':
+    main()
