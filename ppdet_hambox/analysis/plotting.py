@@ -47,3 +47,24 @@ def plot_anchor_stats(result, path):
     if protocol:
         fig.suptitle('WIDER FACE train annotations, protocol: {}'.format(protocol), fontsize=10)
     return _save(fig, path)
+
+
+def plot_mining(runs, path):
+    """Paper Fig. 3: compensated anchors per image and their mean decoded IoU vs iteration.
+
+    runs: list of ``(label, {'iter', 'num_com', 'com_iou'})``.
+    """
+    fig, (ax_n, ax_q) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, data in runs:
+        ax_n.plot(data['iter'], data['num_com'], lw=1.2, label=label)
+        ax_q.plot(data['iter'], data['com_iou'], lw=1.2, label=label)
+    ax_n.set_ylabel('compensated anchors per image')
+    ax_n.set_title('(a) number of compensated anchors')
+    ax_q.set_ylabel('mean IoU(decoded box, face) of compensated anchors')
+    ax_q.set_title('(b) quality of compensated anchors')
+    ax_q.set_ylim(0, 1)
+    for ax in (ax_n, ax_q):
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
