@@ -1,0 +1,109 @@
+"""The batched assigner contract, shared by every matching strategy.
+
+``assigner(anchors [A, 4], pred_boxes [B, A, 4], gt_bbox [B, G, 4],
+gt_mask [B, G]) -> dict(labels, gt_index, quality)``, all ``[B, A]``:
+labels 1 step-one positive, 2 compensated (HAMBox), 0 background,
+-1 ignored; ``gt_index`` the face of labels 1 and 2, else -1; ``quality``
+the IoU of the decoded box with its face (labels 1, 2), the best IoU over
+faces otherwise, 0 in an image without faces. Padded faces (``gt_mask`` 0)
+are never assigned. Nothing here carries gradient.
+"""
+import numpy as np
+import paddle
+
+from ppdet_hambox.modeling.assigners.matching import (
+    assigned_quality, count_per_face, face_anchor_iou, serial_compensate, standard_match)
+
+__all__ = ['AnchorAssigner', 'check_fraction']
+
+
+def check_fraction(owner, name, value, low=0.0, high=1.0, low_open=False):
+    """Raise a clear error when a threshold is outside its range."""
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        raise ValueError('{}.{} must be in {}{}, {}], got {!r}'.format(
+            owner, name, '(' if low_open else '[', low, high, value))
+    return float(value)
+
+
+def _as_tensor(value, name, dtype='float32'):
+    if isinstance(value, paddle.Tensor):
+        return value.astype(dtype)
+    return paddle.to_tensor(np.asarray(value, dtype=dtype))
+
+
+def _check_shape(tensor, ndim, name, what):
+    if tensor.ndim != ndim or (what.endswith(', 4]') and tensor.shape[-1] != 4):
+        raise ValueError('assigner input {} must be {}, got shape {}'.format(name, what, tensor.shape))
+
+
+class AnchorAssigner:
+    """Subclasses implement ``match``; ``ignore`` is optional."""
+
+    needs_pred_boxes = False
+
+    def __init__(self, pos_iou=0.35):
+        self.pos_iou = check_fraction(type(self).__name__, 'pos_iou', pos_iou, low_open=True)
+        self.stats = {}
+
+    def __call__(self, anchors, pred_boxes, gt_bbox, gt_mask):
+        anchors = _as_tensor(anchors, 'anchors')
+        gt_bbox = _as_tensor(gt_bbox, 'gt_bbox')
+        gt_mask = _as_tensor(gt_mask, 'gt_mask')
+        _check_shape(anchors, 2, 'anchors', '[A, 4]')
+        _check_shape(gt_bbox, 3, 'gt_bbox', '[B, G, 4]')
+        _check_shape(gt_mask, 2, 'gt_mask', '[B, G]')
+        if gt_mask.shape != gt_bbox.shape[:2]:
+            raise ValueError('assigner input gt_mask {} does not match gt_bbox {}'.format(
+                gt_mask.shape, gt_bbox.shape))
+        if pred_boxes is not None:
+            pred_boxes = _as_tensor(pred_boxes, 'pred_boxes').detach()
+            _check_shape(pred_boxes, 3, 'pred_boxes', '[B, A, 4]')
+            if pred_boxes.shape[:2] != [gt_bbox.shape[0], anchors.shape[0]]:
+                raise ValueError('assigner input pred_boxes {} does not fit {} images x {} anchors'.format(
+                    pred_boxes.shape, gt_bbox.shape[0], anchors.shape[0]))
+        elif self.needs_pred_boxes:
+            raise ValueError('{} mines on decoded boxes: pred_boxes is required'.format(type(self).__name__))
+        if gt_bbox.shape[1] == 0:  # no face in the whole batch: one padded face
+            gt_bbox = paddle.zeros([gt_bbox.shape[0], 1, 4], dtype='float32')
+            gt_mask = paddle.zeros([gt_bbox.shape[0], 1], dtype='float32')
+        with paddle.no_grad():
+            return self._assign(anchors.detach(), pred_boxes, gt_bbox.detach(), gt_mask > 0.5)
+
+    def _assign(self, anchors, pred_boxes, gt_bbox, valid):
+        iou_anchor = face_anchor_iou(anchors, gt_bbox, valid)
+        iou_pred = None if pred_boxes is None else face_anchor_iou(pred_boxes, gt_bbox, valid)
+        _, best_face, positive = standard_match(iou_anchor, self.pos_iou)
+        labels, gt_index = self.match(iou_anchor, iou_pred, valid, best_face, positive)
+        quality = assigned_quality(iou_anchor if iou_pred is None else iou_pred, gt_index)
+        labels = self.ignore(labels, quality)
+        return dict(labels=labels, gt_index=gt_index, quality=quality.astype('float32'))
+
+    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+        """``(labels, gt_index)`` from the IoU matrices and the SMS first step."""
+        raise NotImplementedError
+
+    def ignore(self, labels, quality):
+        return labels
+
+    @staticmethod
+    def step_one(best_face, positive):
+        labels = positive.astype('int64')
+        return labels, paddle.where(positive, best_face, paddle.full_like(best_face, -1))
+
+    def compensate(self, score, threshold, quota, positive):
+        """Anchors for faces with ``quota > 0``: not step-one positive, score
+        above ``threshold``, given face by face in annotation order (see
+        ``serial_compensate``). Returns ``owner [B, A]``."""
+        if not bool(quota.any()):
+            self.stats['rounds'] = 0
+            return paddle.full(positive.shape, -1, dtype='int64')
+        candidate = (quota > 0).unsqueeze(-1) & (score > threshold) & ~positive.unsqueeze(1)
+        owner, rounds = serial_compensate(score, candidate, quota)
+        self.stats['rounds'] = rounds
+        return owner
+
+    @staticmethod
+    def face_counts(best_face, positive, valid):
+        """Step-one positives of each face, ``[B, G]`` int64."""
+        return count_per_face(best_face, positive, valid.shape[1])

@@ -1,0 +1,27 @@
+"""DMS, the two-step standard matching (paper section 3.2, Fig. 4)."""
+import paddle
+
+from ppdet_hambox.core.workspace import register
+from ppdet_hambox.modeling.assigners.base import AnchorAssigner
+from ppdet_hambox.modeling.assigners.matching import combine_labels
+
+__all__ = ['DMSAssigner']
+
+
+@register
+class DMSAssigner(AnchorAssigner):
+    """SMS, then every face left without a positive anchor takes its
+    highest-IoU anchor among the anchors that are not already positive and
+    overlap it (IoU > 0); ties go to the lower anchor index, and faces are
+    served in annotation order (an anchor two such faces want goes to the
+    earlier face, the later one takes its next best). Second-step anchors are
+    ordinary positives (label 1): label 2 is reserved for online mining."""
+
+    def __init__(self, pos_iou=0.35):
+        super().__init__(pos_iou)
+
+    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+        matched = self.face_counts(best_face, positive, valid)
+        quota = paddle.where(valid & (matched == 0), paddle.ones_like(matched), paddle.zeros_like(matched))
+        owner = self.compensate(iou_anchor, 0.0, quota, positive)
+        return combine_labels(positive, best_face, owner, compensated_label=1)

@@ -1,0 +1,17 @@
+"""SMS, the standard matching strategy (paper section 3.2, first step)."""
+from ppdet_hambox.core.workspace import register
+from ppdet_hambox.modeling.assigners.base import AnchorAssigner
+
+__all__ = ['SMSAssigner']
+
+
+@register
+class SMSAssigner(AnchorAssigner):
+    """Every anchor takes its highest-IoU face (ties: the lower face index)
+    and is positive when that IoU is at least ``pos_iou``."""
+
+    def __init__(self, pos_iou=0.35):
+        super().__init__(pos_iou)
+
+    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+        return self.step_one(best_face, positive)
