@@ -17,6 +17,8 @@ OptimizerBuilder:
 Every schedule counts iterations (one ``scheduler.step()`` per training
 step), and milestones are absolute iteration numbers, warm-up included.
 """
+import inspect
+
 import paddle
 
 from ppdet_hambox.core.errors import ConfigError
@@ -117,6 +119,8 @@ class OptimizerBuilder:
     Adam, AdamW, ...); the other keys of ``optimizer`` are its arguments.
     ``regularizer`` ``{type: L2, factor}`` becomes the optimizer's
     ``weight_decay`` (coupled L2 for SGD/Momentum, decoupled for AdamW).
+    Parameters left out of weight decay get ``param.regularizer = L2Decay(0)``
+    (AdamW: ``apply_decay_param_fun``).
 
     Weight decay skips one-dimensional parameters (biases, norm scales and
     shifts) unless ``decay_norm_and_bias``: shrinking them does not limit the
@@ -159,15 +163,20 @@ class OptimizerBuilder:
     def __call__(self, learning_rate, model):
         kwargs = {k: v for k, v in self.optimizer.items() if k != 'type'}
         decay, no_decay = self.param_groups(model)
-        groups = [{'params': decay, 'weight_decay': self.weight_decay}]
-        if no_decay:
-            groups.append({'params': no_decay, 'weight_decay': 0.0})
-        groups = [g for g in groups if g['params']]
-        if not groups:
+        if not decay and not no_decay:
             raise ConfigError('the model has no trainable parameter (all frozen?)')
-        clip = paddle.nn.ClipGradByGlobalNorm(self.clip_grad_norm) if self.clip_grad_norm else None
         cls = getattr(paddle.optimizer, self.optimizer['type'])
+        # One parameter group (Paddle clips each group on its own, which would
+        # make clip_grad_norm per group); the no-decay set is per parameter.
+        if 'apply_decay_param_fun' in inspect.signature(cls).parameters:
+            names = {p.name for p in decay}
+            kwargs.setdefault('apply_decay_param_fun', lambda name: name in names)
+        else:
+            for param in no_decay:
+                param.regularizer = paddle.regularizer.L2Decay(0.0)
+        clip = paddle.nn.ClipGradByGlobalNorm(self.clip_grad_norm) if self.clip_grad_norm else None
         try:
-            return cls(learning_rate=learning_rate, parameters=groups, grad_clip=clip, **kwargs)
+            return cls(learning_rate=learning_rate, parameters=decay + no_decay,
+                       weight_decay=self.weight_decay or None, grad_clip=clip, **kwargs)
         except TypeError as err:
             raise ConfigError('OptimizerBuilder.optimizer {}: {}'.format(self.optimizer, err)) from None
