@@ -1,0 +1,154 @@
+"""LFPN / FPN wiring and the shared HAMBoxHead."""
+import math
+
+import numpy as np
+import paddle
+import pytest
+
+from ppdet_hambox.modeling.anchors import AnchorGenerator
+from ppdet_hambox.modeling.backbones.resnet import ResNet
+from ppdet_hambox.modeling.heads.hambox_head import HAMBoxHead
+from ppdet_hambox.modeling.necks.common import TopDownMerge
+from ppdet_hambox.modeling.necks.fpn import FPN
+from ppdet_hambox.modeling.necks.lfpn import LFPN
+
+IN_CHANNELS = [8, 16, 32, 64]
+STRIDES = [4, 8, 16, 32, 64, 128]
+
+
+def backbone_maps(height=67, width=45, seed=0):
+    paddle.seed(seed)
+    return [paddle.randn([1, c, math.ceil(height / s), math.ceil(width / s)])
+            for c, s in zip(IN_CHANNELS, STRIDES[:4])]
+
+
+@pytest.mark.parametrize('neck', [LFPN(IN_CHANNELS, 16), LFPN(IN_CHANNELS, 16, fusion='sum'),
+                                  LFPN(IN_CHANNELS, 16, extra_source='p5'), FPN(IN_CHANNELS, 16)])
+def test_six_levels_with_ceil_sizes(neck):
+    outs = neck(backbone_maps(67, 45))
+    assert neck.strides == STRIDES
+    assert [list(p.shape) for p in outs] == [[1, 16, math.ceil(67 / s), math.ceil(45 / s)] for s in STRIDES]
+
+
+def _outputs_after_perturbing(neck, param, feats):
+    before = [p.numpy() for p in neck(feats)]
+    param.set_value(param + 0.5)
+    after = [p.numpy() for p in neck(feats)]
+    return [not np.allclose(b, a) for b, a in zip(before, after)]
+
+
+def test_lfpn_top_levels_do_not_reach_small_face_levels():
+    neck = LFPN(IN_CHANNELS, 16)
+    changed = _outputs_after_perturbing(neck, neck.extra.p6.weight, backbone_maps())
+    assert changed == [False, False, False, False, True, True]
+
+
+def test_fpn_top_down_starts_at_the_top():
+    neck = FPN(IN_CHANNELS, 16)
+    changed = _outputs_after_perturbing(neck, neck.extra.p7.weight, backbone_maps())
+    assert changed == [True, True, True, True, True, True]
+
+
+def test_lfpn_top_down_reaches_p2_from_c5_only_downward():
+    neck = LFPN(IN_CHANNELS, 16)
+    feats = backbone_maps()
+    base = [p.numpy() for p in neck(feats)]
+    changed_c5 = [p.numpy() for p in neck(feats[:3] + [feats[3] + 1.0])]
+    changed_c2 = [p.numpy() for p in neck([feats[0] + 1.0] + feats[1:])]
+    assert not np.allclose(base[0], changed_c5[0])
+    assert [np.allclose(b, c) for b, c in zip(base, changed_c2)] == [False, True, True, True, True, True]
+
+
+@pytest.mark.parametrize('source,p6_follows_p5', [('c5', False), ('p5', True)])
+def test_lfpn_extra_source(source, p6_follows_p5):
+    neck = LFPN(IN_CHANNELS, 16, extra_source=source)
+    changed = _outputs_after_perturbing(neck, neck.smooth[3].bias, backbone_maps())
+    assert changed == [False, False, False, True, p6_follows_p5, p6_follows_p5]
+
+
+@pytest.mark.parametrize('fusion', ['product', 'sum'])
+def test_merge_formula_with_odd_sizes(fusion):
+    paddle.seed(3)
+    merge = TopDownMerge(4, fusion)
+    higher, lateral = paddle.randn([1, 4, 3, 4]), paddle.randn([1, 4, 5, 7])
+    got = merge(higher, lateral).numpy()
+    top = higher.numpy() if fusion == 'sum' else np.maximum(merge.top(higher).numpy(), 0)
+    up = top[:, :, np.arange(5) // 2][:, :, :, np.arange(7) // 2]  # nearest: lower cell i takes i // 2
+    want = up + lateral.numpy() if fusion == 'sum' else up * lateral.numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_neck_arguments():
+    with pytest.raises(ValueError, match='fusion'):
+        LFPN(IN_CHANNELS, fusion='concat')
+    with pytest.raises(ValueError, match='4 ints'):
+        FPN([8, 16, 32])
+    with pytest.raises(ValueError, match='extra_source'):
+        LFPN(IN_CHANNELS, extra_source='c4')
+
+
+def test_head_anchor_count_matches_generator_for_odd_inputs():
+    paddle.seed(0)
+    backbone = ResNet(depth=18, width_mult=0.125)
+    neck = LFPN(backbone.out_channels, 16)
+    head = HAMBoxHead(in_channels=16, feat_channels=16)
+    height, width = 333, 517
+    out = head(neck(backbone(paddle.randn([2, 3, height, width]))))
+    num = AnchorGenerator().num_anchors(height, width)
+    assert list(out['cls_logits'].shape) == [2, num]
+    assert list(out['box_deltas'].shape) == [2, num, 4]
+
+
+def _pyramid(channels, height=40, width=24, seed=0):
+    paddle.seed(seed)
+    return [paddle.randn([2, channels, math.ceil(height / s), math.ceil(width / s)]) for s in STRIDES]
+
+
+def test_head_layout_is_levels_then_rows_then_columns():
+    """With identity predictors the logits are the feature maps, flattened in order."""
+    head = HAMBoxHead(in_channels=4, num_convs=0)
+    identity = np.zeros([4, 4, 3, 3], 'float32')
+    identity[np.arange(4), np.arange(4), 1, 1] = 1.0
+    head.box_pred.weight.set_value(identity)
+    head.box_pred.bias.set_value(np.zeros(4, 'float32'))
+    head.cls_pred.weight.set_value(identity[:1])
+    head.cls_pred.bias.set_value(np.zeros(1, 'float32'))
+    pyramid = _pyramid(4)
+    out = head(pyramid)
+    maps = [p.numpy() for p in pyramid]
+    want_cls = np.concatenate([m[:, 0].reshape(2, -1) for m in maps], axis=1)
+    want_box = np.concatenate([m.transpose(0, 2, 3, 1).reshape(2, -1, 4) for m in maps], axis=1)
+    np.testing.assert_allclose(out['cls_logits'].numpy(), want_cls, rtol=1e-6)
+    np.testing.assert_allclose(out['box_deltas'].numpy(), want_box, rtol=1e-6)
+
+
+def test_head_prior_probability_at_init():
+    head = HAMBoxHead(in_channels=16, feat_channels=16, num_convs=4, use_ssh=True)
+    probs = paddle.nn.functional.sigmoid(head(_pyramid(16))['cls_logits']).numpy()
+    assert abs(probs.mean() - 0.01) < 0.002
+
+
+def test_deep_head_and_ssh_options():
+    plain = HAMBoxHead(in_channels=16, feat_channels=8)
+    deep = HAMBoxHead(in_channels=16, feat_channels=8, num_convs=4, use_ssh=True)
+    conv_count = lambda tower: sum(isinstance(l, paddle.nn.Conv2D) for l in tower.sublayers())
+    assert (conv_count(plain.cls_tower), conv_count(deep.cls_tower), conv_count(deep.box_tower)) == (1, 4, 4)
+    assert plain.ssh is None
+    out = deep(_pyramid(16))
+    out['cls_logits'].sum().backward()
+    assert deep.ssh.conv7x7_b.weight.grad is not None
+    with pytest.raises(ValueError, match='divisible by 4'):
+        HAMBoxHead(in_channels=18, use_ssh=True)
+
+
+def test_pyramid_anchor_branches_only_in_training():
+    head = HAMBoxHead(in_channels=8, feat_channels=8, use_pa=True, pa_branches=2)
+    pyramid = _pyramid(8)
+    num = AnchorGenerator().num_anchors(40, 24)
+    head.train()
+    aux = head(pyramid)['aux']
+    assert list(aux['cls_logits'].shape) == [2, num, 2]
+    assert list(aux['box_deltas'].shape) == [2, num, 2, 4]
+    head.eval()
+    assert set(head(pyramid)) == {'cls_logits', 'box_deltas'}
+    assert 'aux' not in HAMBoxHead(in_channels=8, feat_channels=8)(pyramid)
