@@ -1,0 +1,32 @@
+"""Decode: read the image file of a record and fit its faces to the image."""
+import numpy as np
+
+from ppdet_hambox.core.workspace import register
+from ppdet_hambox.data.image_io import read_image
+from ppdet_hambox.data.transform.base import face_arrays, keep_faces, set_image
+
+__all__ = ['Decode']
+
+
+@register
+class Decode:
+    """``im_file`` -> ``image`` (uint8 BGR), ``ori_shape``, ``im_shape``,
+    ``scale_factor`` (1, 1). Boxes are clipped to the image; faces left with
+    no area are dropped. A missing or undecodable file raises
+    ``ImageReadError``, which the reader turns into a skipped sample."""
+
+    def __init__(self, apply_exif_orientation=False):
+        self.apply_exif_orientation = apply_exif_orientation
+
+    def __call__(self, sample, rng=None):
+        image = read_image(sample['im_file'], self.apply_exif_orientation)
+        h, w = image.shape[:2]
+        set_image(sample, image)
+        sample['ori_shape'] = np.array([h, w], dtype=np.int64)
+        sample['scale_factor'] = np.ones(2, dtype=np.float32)
+        boxes, ignore = face_arrays(sample)
+        clipped = np.empty_like(boxes)
+        clipped[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
+        clipped[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
+        keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+        return keep_faces(sample, clipped, ignore, keep)
