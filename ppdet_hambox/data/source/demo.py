@@ -41,8 +41,10 @@ Difficulty (``gt_list`` of ``wider_{easy,medium,hard}_val.mat``):
 - easy: valid, size >= 40 px, blur < 2 and occlusion < 2
 so easy is a subset of medium, which is a subset of hard.
 
-Everything derives from the seed (one random stream per image), so the same
-seed gives byte-identical files (fixed JPEG quality, fixed .mat header).
+Everything derives from the seed: per image, one random stream plans the
+faces (kind, size, slots, recipes: ``plan_split``) and another draws them, so
+the same seed gives byte-identical files (fixed JPEG quality, fixed .mat
+header) and the boxes are known without drawing.
 """
 import argparse
 import json
@@ -113,18 +115,27 @@ def split_plan(seed, split, count):
     return events, faceless
 
 
+def plan_split(seed, split, count, size=None):
+    """[(event, ImagePlan)] of a split, without drawing: the face boxes of a
+    configuration are known in a fraction of the generation time."""
+    events, faceless = split_plan(seed, split, count)
+    plans = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, SPLITS.index(split), index, 0])
+        kinds = EVENTS[events[index]]
+        kind = 'empty' if faceless[index] else str(rng.choice(list(kinds), p=list(kinds.values())))
+        height, width = image_size(rng, size)
+        plans.append((events[index], demo_render.plan_image(rng, kind, height, width)))
+    return plans
+
+
 def make_split(out_dir, assets, seed, split, count, number_offset, size):
     """Renders and writes the images of one split; returns its ImageAnnotations
     grouped by event (events in string order, as in the official files)."""
-    events, faceless = split_plan(seed, split, count)
     images = []
-    for index in range(count):
-        rng = np.random.default_rng([seed, SPLITS.index(split), index])
-        event = events[index]
-        kinds = EVENTS[event]
-        kind = 'empty' if faceless[index] else str(rng.choice(list(kinds), p=list(kinds.values())))
-        height, width = image_size(rng, size)
-        pixels, boxes, labels = demo_render.render_image(rng, assets, kind, height, width)
+    for index, (event, plan) in enumerate(plan_split(seed, split, count, size)):
+        rng = np.random.default_rng([seed, SPLITS.index(split), index, 1])
+        pixels, boxes, labels = demo_render.render_image(rng, assets, plan)
         attributes = np.array([[label[a] for a in ATTRIBUTES] for label in labels], np.uint8).reshape(-1, len(ATTRIBUTES))
         annotation = ImageAnnotation(event, image_name(event, number_offset + index), boxes, attributes,
                                      difficulty(boxes, attributes))

@@ -125,12 +125,13 @@ def background(rng, assets, height, width):
     return canvas
 
 
-def skin_tone(rng):
-    """A BGR skin colour interpolated between the SKIN_TONES_RGB anchors."""
-    t = rng.uniform(0, len(SKIN_TONES_RGB) - 1)
-    i = min(int(t), len(SKIN_TONES_RGB) - 2)
-    rgb = (1 - (t - i)) * SKIN_TONES_RGB[i] + (t - i) * SKIN_TONES_RGB[i + 1]
-    return (rgb + rng.uniform(-8, 8, 3))[::-1].astype(np.float32)
+def skin_tones(rng, count):
+    """[count, 3] BGR skin colours interpolated between the SKIN_TONES_RGB anchors."""
+    t = rng.uniform(0, len(SKIN_TONES_RGB) - 1, count)
+    i = np.minimum(t.astype(int), len(SKIN_TONES_RGB) - 2)
+    f = (t - i)[:, None]
+    rgb = (1 - f) * SKIN_TONES_RGB[i] + f * SKIN_TONES_RGB[i + 1] + rng.uniform(-8, 8, (count, 3))
+    return rgb[:, ::-1].astype(np.float32)
 
 
 def draw_clutter(rng, canvas):
@@ -139,7 +140,7 @@ def draw_clutter(rng, canvas):
     for _ in range(int(rng.integers(1, 6))):
         centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         axes = (int(rng.integers(4, 40)), int(rng.integers(4, 40)))
-        colour = skin_tone(rng) if rng.random() < 0.5 else muted_colours(rng, ())
+        colour = skin_tones(rng, 1)[0] if rng.random() < 0.5 else muted_colours(rng, ())
         if rng.random() < 0.6:
             cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour.tolist(), -1)
         else:
@@ -174,12 +175,13 @@ class Occupancy:
 
     def try_add(self, x, y, w, h):
         p = self.pad(w, h)
-        box = np.array([x - p, y - p, x + w + p, y + h + p], np.float32)
-        overlap = ((np.minimum(self.padded[:, 2], box[2]) > np.maximum(self.padded[:, 0], box[0]))
-                   & (np.minimum(self.padded[:, 3], box[3]) > np.maximum(self.padded[:, 1], box[1])))
-        if overlap.any():
+        used = self.padded[:len(self.slots)]
+        if ((np.minimum(used[:, 2], x + w + p) > np.maximum(used[:, 0], x - p))
+                & (np.minimum(used[:, 3], y + h + p) > np.maximum(used[:, 1], y - p))).any():
             return False
-        self.padded = np.vstack([self.padded, box[None]])
+        if len(self.slots) == len(self.padded):
+            self.padded = np.vstack([self.padded, np.zeros((max(16, len(self.padded)), 4), np.float32)])
+        self.padded[len(self.slots)] = (x - p, y - p, x + w + p, y + h + p)
         self.slots.append((int(x), int(y), int(w), int(h)))
         return True
 
@@ -253,18 +255,35 @@ class FaceRecipe:
     gain: float
 
 
-def sample_recipe(rng, slot):
-    h = slot[3]
-    light = rng.choice(['normal', 'dark', 'bright', 'side'], p=[0.92, 0.03, 0.025, 0.025])
-    gain = {'normal': (0.8, 1.25), 'dark': (0.2, 0.4), 'bright': (1.9, 2.6), 'side': (1.0, 1.0)}[light]
-    occlusion_level = rng.choice(3, p=[0.7, 0.18, 0.12])
-    occlusion = (0.0, rng.uniform(0.12, 0.3), rng.uniform(0.36, 0.7))[occlusion_level]
-    rotate = h >= MIN_ROTATED_FACE and rng.random() < 0.12
-    return FaceRecipe(
-        slot=slot, crop=int(rng.integers(NUM_FACE_CROPS)), flip=bool(rng.random() < 0.5),
-        tone=skin_tone(rng), blur=int(rng.choice(3, p=[0.6, 0.28, 0.12])), occlusion=float(occlusion),
-        angle=float(rng.uniform(*POSE_ANGLE) * rng.choice([-1, 1])) if rotate else 0.0,
-        expression=bool(rng.random() < 0.08), light=str(light), gain=float(rng.uniform(*gain)))
+LIGHTS = ('normal', 'dark', 'bright', 'side')
+LIGHT_P = (0.92, 0.03, 0.025, 0.025)
+LIGHT_GAIN = np.array([(0.8, 1.25), (0.2, 0.4), (1.9, 2.6), (1.0, 1.0)])
+BLUR_P = (0.6, 0.28, 0.12)
+OCCLUSION_P = (0.7, 0.18, 0.12)
+OCCLUSION_FRACTION = np.array([(0.0, 0.0), (0.12, 0.3), (0.36, 0.7)])
+
+
+def categorical(rng, p, count):
+    return np.minimum(np.searchsorted(np.cumsum(p), rng.random(count), side='right'), len(p) - 1)
+
+
+def sample_recipes(rng, slots):
+    """One FaceRecipe per slot, all random choices drawn at once."""
+    n = len(slots)
+    heights = np.array([slot[3] for slot in slots], int)
+    light = categorical(rng, LIGHT_P, n)
+    low, high = LIGHT_GAIN[light].T
+    gain = low + (high - low) * rng.random(n)
+    low, high = OCCLUSION_FRACTION[categorical(rng, OCCLUSION_P, n)].T
+    occlusion = low + (high - low) * rng.random(n)
+    rotate = (heights >= MIN_ROTATED_FACE) & (rng.random(n) < 0.12)
+    angle = np.where(rotate, rng.uniform(*POSE_ANGLE, n) * rng.choice([-1.0, 1.0], n), 0.0)
+    crop, flip, tones = rng.integers(NUM_FACE_CROPS, size=n), rng.random(n) < 0.5, skin_tones(rng, n)
+    blur, expression = categorical(rng, BLUR_P, n), rng.random(n) < 0.08
+    return [FaceRecipe(slot=slot, crop=int(crop[i]), flip=bool(flip[i]), tone=tones[i], blur=int(blur[i]),
+                       occlusion=float(occlusion[i]), angle=float(angle[i]), expression=bool(expression[i]),
+                       light=LIGHTS[light[i]], gain=float(gain[i]))
+            for i, slot in enumerate(slots)]
 
 
 def superellipse_alpha(h, w):
@@ -283,18 +302,23 @@ def stretch_lower_face(crop):
     return np.vstack([top, bottom])
 
 
-def rotate_in_slot(face, alpha, angle):
-    """Rotates face and alpha inside their slot, shrunk to fit; returns the
-    crops to the tight box of the drawn (alpha > 0.5) pixels and its offset."""
-    h, w = alpha.shape
-    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+def face_footprint(recipe):
+    """Where a recipe's face is drawn: (alpha [h, w], box (x, y, w, h), warp).
+    A rotated face turns inside its slot, shrunk to fit, and is cropped to
+    the tight box of its drawn (alpha > 0.5) pixels; ``warp`` is then
+    (matrix, x0, y0) for the face pixels, else None. No randomness: the box
+    is known without rendering."""
+    x, y, w, h = recipe.slot
+    alpha = superellipse_alpha(h, w)
+    if not recipe.angle:
+        return alpha, (x, y, w, h), None
+    c, s = abs(math.cos(math.radians(recipe.angle))), abs(math.sin(math.radians(recipe.angle)))
     scale = min(w / (w * c + h * s), h / (w * s + h * c))
-    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
-    face = cv2.warpAffine(face, matrix, (w, h), flags=cv2.INTER_LINEAR)
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), recipe.angle, scale)
     alpha = cv2.warpAffine(alpha, matrix, (w, h), flags=cv2.INTER_LINEAR)
     rows, cols = np.nonzero(alpha > 0.5)
-    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    return face[y0:y1, x0:x1], alpha[y0:y1, x0:x1], (int(x0), int(y0))
+    y0, y1, x0, x1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    return alpha[y0:y1, x0:x1], (x + x0, y + y0, x1 - x0, y1 - y0), (matrix, x0, y0)
 
 
 def occluder_mask(rng, h, w, fraction):
@@ -347,21 +371,19 @@ def blur_region(canvas, box, sigma, margin):
 
 
 def render_face(rng, canvas, assets, recipe):
-    """Pastes one face; returns its box (x, y, w, h) and raw facts:
-    blur level, occluded fraction, light gain and kind."""
-    x, y, w, h = recipe.slot
+    """Pastes one face; returns its box (x, y, w, h) and the occluded fraction of the box."""
+    slot_w, slot_h = recipe.slot[2:]
     grey = assets.faces[recipe.crop]
     if recipe.flip:
         grey = grey[:, ::-1]
     if recipe.expression:
         grey = stretch_lower_face(grey)
-    interpolation = cv2.INTER_AREA if h < CROP else cv2.INTER_CUBIC
-    face = np.clip(cv2.resize(np.ascontiguousarray(grey), (w, h), interpolation=interpolation), 0, 1)
-    alpha = superellipse_alpha(h, w)
-    if recipe.angle:
-        face, alpha, (dx, dy) = rotate_in_slot(face, alpha, recipe.angle)
-        x, y = x + dx, y + dy
-        h, w = alpha.shape
+    interpolation = cv2.INTER_AREA if slot_h < CROP else cv2.INTER_CUBIC
+    face = np.clip(cv2.resize(np.ascontiguousarray(grey), (slot_w, slot_h), interpolation=interpolation), 0, 1)
+    alpha, (x, y, w, h), warp = face_footprint(recipe)
+    if warp is not None:
+        matrix, x0, y0 = warp
+        face = cv2.warpAffine(face, matrix, (slot_w, slot_h), flags=cv2.INTER_LINEAR)[y0:y0 + h, x0:x0 + w]
     colour = (face / max(float(face.mean()), 0.15) * 0.8)[..., None] * recipe.tone
     if recipe.light == 'side':
         ramp = np.linspace(0.15, 1.4, w, dtype=np.float32)
@@ -394,21 +416,36 @@ def face_labels(recipe, box, occluded, scene_gain):
             'invalid': int(invalid), 'occlusion': occlusion, 'pose': int(recipe.angle != 0)}
 
 
-def render_image(rng, assets, kind, height, width):
+@dataclass
+class ImagePlan:
+    """Everything that decides where faces are: drawn by ``render_image``."""
+    kind: str
+    height: int
+    width: int
+    recipes: list
+
+    def boxes(self):
+        return np.array([face_footprint(r)[1] for r in self.recipes], np.int32).reshape(-1, 4)
+
+
+def plan_image(rng, kind, height, width):
+    return ImagePlan(kind, height, width, sample_recipes(rng, plan_slots(rng, kind, height, width)))
+
+
+def render_image(rng, assets, plan):
     """One image: (BGR uint8 [H, W, 3], boxes int32 [N, 4] xywh, list of label dicts)."""
-    canvas = background(rng, assets, height, width)
+    canvas = background(rng, assets, plan.height, plan.width)
     if rng.random() < 0.6:
         draw_clutter(rng, canvas)
-    recipes = [sample_recipe(rng, slot) for slot in plan_slots(rng, kind, height, width)]
     if rng.random() < 0.8:
-        for recipe in sorted(recipes, key=lambda r: r.slot[1]):
+        for recipe in sorted(plan.recipes, key=lambda r: r.slot[1]):
             draw_body(rng, canvas, recipe.slot, recipe.tone)
-    rendered = [render_face(rng, canvas, assets, recipe) for recipe in recipes]
+    rendered = [render_face(rng, canvas, assets, recipe) for recipe in plan.recipes]
     scene_gain = rng.uniform(0.3, 0.45) if rng.random() < 0.06 else rng.uniform(0.8, 1.15)
     canvas *= np.float32(scene_gain)
-    canvas += np.float32(rng.uniform(0, 4)) * rng.standard_normal(canvas.shape, dtype=np.float32)
+    canvas += np.float32(rng.uniform(0, 4)) * rng.standard_normal(canvas.shape[:2] + (1,), dtype=np.float32)
     image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     boxes = np.array([box for box, _ in rendered], np.int32).reshape(-1, 4)
     labels = [face_labels(recipe, box, occluded, scene_gain)
-              for recipe, (box, occluded) in zip(recipes, rendered)]
+              for recipe, (box, occluded) in zip(plan.recipes, rendered)]
     return image, boxes, labels
