@@ -6,12 +6,14 @@ import paddle
 from ppdet_hambox.core.workspace import build_component_list, create
 from ppdet_hambox.engine.test_time import PROTOCOLS, filter_face_size, flip_boxes, scale_image
 
-__all__ = ['Predictor', 'preprocess_steps', 'DEFAULT_PROTOCOL']
+__all__ = ['Predictor', 'preprocess_steps', 'batch_steps', 'DEFAULT_PROTOCOL']
 
 DEFAULT_PROTOCOL = 'vga'
 # Reader steps the predictor replaces: it decodes the file and resizes the
 # image itself, by the scale the protocol chooses.
 REPLACED_STEPS = ('Decode', 'Resize')
+# Batch steps about ground truth only: nothing to do at inference.
+TRAINING_ONLY_STEPS = ('PadGT',)
 
 
 def _step_name(item):
@@ -24,6 +26,14 @@ def preprocess_steps(cfg, reader='EvalReader'):
     section = cfg.get(reader) or {}
     items = section.get('sample_transforms') or []
     return [item for item in items if not _step_name(item).startswith(REPLACED_STEPS)]
+
+
+def batch_steps(cfg, reader='EvalReader'):
+    """The ``batch_transforms`` items of ``cfg[reader]`` that apply to images
+    (e.g. padding to a stride), applied to a batch of one."""
+    section = cfg.get(reader) or {}
+    items = section.get('batch_transforms') or []
+    return [item for item in items if _step_name(item) not in TRAINING_ONLY_STEPS]
 
 
 class Predictor:
@@ -44,6 +54,8 @@ class Predictor:
         self.settings = create('TestProtocol', cfg)
         self.transforms = build_component_list(preprocess_steps(cfg, reader), cfg,
                                                '{}.sample_transforms'.format(reader))
+        self.batch_transforms = build_component_list(batch_steps(cfg, reader), cfg,
+                                                     '{}.batch_transforms'.format(reader))
 
     def prepare(self, image, scale):
         """A batch of one image (BGR uint8 ``[H, W, 3]``) resized by ``scale``."""
@@ -55,6 +67,8 @@ class Predictor:
                   'gt_bbox': np.zeros((0, 4), np.float32), 'gt_ignore': np.zeros(0, bool)}
         for transform in self.transforms:
             sample = transform(sample)
+        for transform in self.batch_transforms:
+            sample, = transform([sample])
         chw = np.ascontiguousarray(sample['image'], dtype=np.float32)
         if chw.ndim != 3 or chw.shape[0] != 3:
             raise ValueError('the reader transforms must end with a [3, H, W] image (add Permute); '

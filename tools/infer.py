@@ -1,0 +1,39 @@
+"""Detect faces on images with a model in dygraph and save the drawings.
+
+    python tools/infer.py -c CONFIG -o weights=W.pdparams --infer_img F | --infer_dir D
+                          [--output_dir output] [--draw_threshold 0.5] [--save_json]
+                          [--protocol vga|original|multiscale]
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from ppdet_hambox.engine.inference import infer_images, list_images  # noqa: E402
+from ppdet_hambox.engine.predictor import Predictor  # noqa: E402
+from ppdet_hambox.engine.test_time import PROTOCOLS  # noqa: E402
+from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
+
+
+def main(argv=None):
+    parser = base_parser(__doc__.strip().splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--infer_img', help='one image file')
+    source.add_argument('--infer_dir', help='a folder of images')
+    parser.add_argument('--output_dir', default='output', help='where the drawn images (and bbox.json) go')
+    parser.add_argument('--draw_threshold', type=float,
+                        help='lowest score drawn and saved (default: the config\'s draw_threshold, else 0.5)')
+    parser.add_argument('--save_json', action='store_true', help='also write <output_dir>/bbox.json')
+    parser.add_argument('--protocol', choices=PROTOCOLS,
+                        help='test protocol (default: the config\'s eval_protocol, else vga)')
+    args = parser.parse_args(argv)
+    cfg = load_cfg(args)
+    threshold = args.draw_threshold if args.draw_threshold is not None else cfg.get('draw_threshold', 0.5)
+    reader = 'TestReader' if cfg.get('TestReader') else 'EvalReader'
+    predictor = Predictor(build_model(cfg), cfg, args.protocol, reader=reader)
+    return infer_images(predictor, list_images(args.infer_img, args.infer_dir), args.output_dir,
+                        threshold, args.save_json)
+
+
+if __name__ == '__main__':
+    main()
