@@ -77,6 +77,11 @@ def all_ranks_mean(values, info):
     return dict(zip(keys, tensor.numpy().tolist()))
 
 
-def barrier(info):
-    if info.distributed:
-        dist.barrier()
+def all_ranks_sum(value, info):
+    """Sum a Python number over ranks."""
+    if not info.distributed:
+        return value
+    tensor = paddle.to_tensor([float(value)], dtype='float32')
+    dist.all_reduce(tensor)
+    return tensor.item()
+

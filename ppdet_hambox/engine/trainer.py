@@ -12,9 +12,11 @@ EMA update. Checkpoints, logs and evaluation hang off the step as callbacks
 (``callbacks.py``), on the main process only.
 """
 import contextlib
+import itertools
 import math
 import os
 import time
+import warnings
 
 import paddle
 
@@ -22,8 +24,8 @@ from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
-from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, init_distributed,
-                                     set_random_seed)
+from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum,
+                                     init_distributed, set_random_seed)
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, load_portable_optimizer_state,
                                            read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
@@ -132,8 +134,11 @@ class Trainer:
             raise ConfigError('{}: training needs a TrainDataset section'.format(cfg.get('__source__')))
         self.dataset = build_component(cfg['TrainDataset'], cfg, 'TrainDataset')
         self.reader = create('TrainReader', cfg)
-        self.loader = self.reader(self.dataset, rank=self.dist.rank, world_size=self.dist.world_size)
+        self.loader = self.reader.build_loader(self.dataset, nranks=self.dist.world_size,
+                                               rank=self.dist.rank)
+        self.loader.batch_sampler = ResumableBatchSampler(self.loader.batch_sampler)
         self.batch_size = self.reader.batch_size
+        self.batches_read = 0
         self.global_batch = self.batch_size * self.dist.world_size
         lr_config = create('LearningRate', cfg)
         self.lr_scheduler = lr_config(self.global_batch)
@@ -185,8 +190,10 @@ class Trainer:
         iteration from a checkpoint (or the newest one in a folder)."""
         state = read_checkpoint(path)
         self.raw_model.set_state_dict(state['model'])
-        load_portable_optimizer_state(self.optimizer, self.raw_model, state['optimizer'])
-        self.lr_scheduler.set_state_dict(state['lr_scheduler'])
+        with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
+            warnings.filterwarnings('ignore', message='There are some unused values in state_dict')
+            load_portable_optimizer_state(self.optimizer, self.raw_model, state['optimizer'])
+            self.lr_scheduler.set_state_dict(state['lr_scheduler'])
         if self.ema is not None:
             if 'ema' in state:
                 self.ema.set_state_dict(state['ema'])
@@ -197,6 +204,7 @@ class Trainer:
         restore_rng_state(state['rng'])
         extra = state.get('extra') or {}
         self.best = extra.get('best')
+        self.batches_read = extra.get('batches_read', state['iteration'])
         if extra.get('global_batch') not in (None, self.global_batch):
             logger.warning('resuming a run of global batch %s with global batch %d: the data order '
                            'and the LR scaling differ from the original run', extra['global_batch'],
@@ -209,7 +217,7 @@ class Trainer:
 
     def extra_state(self):
         return {'best': self.best, 'global_batch': self.global_batch,
-                'world_size': self.dist.world_size}
+                'world_size': self.dist.world_size, 'batches_read': self.batches_read}
 
     def eval_weights(self):
         """The weights to evaluate and ship: the EMA average when EMA is on."""
@@ -249,23 +257,31 @@ class Trainer:
             getattr(callback, event)(self, *args)
 
     def _batches(self):
-        """``(epoch, batch)`` forever, starting at the batch of ``start_iter``.
+        """``(epoch, batch)`` forever, from batch ``batches_read`` on.
 
-        Epoch ``e`` and the batch offset inside it follow from the iteration,
-        so a resumed run reads exactly the batches it would have read."""
+        The epoch and the offset inside it follow from the number of batches
+        read so far (saved in checkpoints), and every sample's augmentation
+        is seeded by (seed, epoch, index) in the reader, so a resumed run
+        reads exactly the batches the uninterrupted run would have read,
+        with any number of workers. Unreadable images are counted per epoch;
+        a batch of only unreadable images is passed over."""
         per_epoch = len(self.loader)
         if per_epoch == 0:
             raise ConfigError('TrainReader yields no batch: {} images for a batch of {} on {} '
                               'process(es)'.format(len(self.dataset), self.batch_size, self.dist.world_size))
-        epoch, offset = divmod(self.start_iter, per_epoch)
+        epoch, offset = divmod(self.batches_read, per_epoch)
+        skipped = 0
         while True:
-            self.reader.set_epoch(epoch, start_batch=offset)
+            self.loader.batch_sampler.set_epoch(epoch, start_batch=offset)
             for batch in self.loader:
-                yield epoch, batch
-            info = {'iter': self.iteration, 'skipped': self.reader.num_skipped(epoch)}
+                self.batches_read += 1
+                skipped += int(_scalar(batch.pop('num_skipped', 0)))
+                if batch:
+                    yield epoch, batch
+            skipped = int(all_ranks_sum(skipped, self.dist))
             if self.dist.is_main:
-                self.dispatch('on_epoch_end', epoch, info)
-            epoch, offset = epoch + 1, 0
+                self.dispatch('on_epoch_end', epoch, {'iter': self.iteration, 'skipped': skipped})
+            epoch, offset, skipped = epoch + 1, 0, 0
 
     def _forward(self, batch):
         if not self.amp:
@@ -288,6 +304,9 @@ class Trainer:
 
     def train(self, validate=False, callbacks=None):
         """Run from ``start_iter`` to ``max_iters``; evaluate at snapshots with ``validate``."""
+        if validate and not self.cfg.get('EvalDataset'):
+            raise ConfigError('{}: --eval needs an EvalDataset section'.format(
+                self.cfg.get('__source__', '<config>')))
         self.callbacks = self._default_callbacks(validate) + list(callbacks or [])
         log_iter, snapshot_iter = self.settings['log_iter'], self.settings['snapshot_iter']
         self.iteration = self.start_iter
@@ -328,6 +347,30 @@ class Trainer:
                       eta_s=seconds_per_iter * (self.max_iters - self.iteration))
         if self.dist.is_main:
             self.dispatch('on_log', record)
+
+
+class ResumableBatchSampler:
+    """Wraps the reader's batch sampler so an epoch can start at a given
+    batch: the skipped batches are index lists only, no image is read."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.start_batch = 0
+
+    @property
+    def batch_size(self):
+        return self.sampler.batch_size
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.sampler.set_epoch(epoch)
+        self.start_batch = start_batch
+
+    def __iter__(self):
+        start, self.start_batch = self.start_batch, 0
+        return itertools.islice(iter(self.sampler), start, None)
+
+    def __len__(self):
+        return len(self.sampler)
 
 
 class _Window:

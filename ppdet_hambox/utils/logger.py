@@ -26,8 +26,11 @@ def setup_logger(output_file=None, rank=0, level=logging.INFO):
         logger.addHandler(console)
     if output_file and rank == 0:
         output_file = os.path.abspath(output_file)
-        known = [getattr(h, 'baseFilename', None) for h in logger.handlers]
-        if output_file not in known:
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            if handler.baseFilename != output_file:  # one log file at a time: the current run's
+                logger.removeHandler(handler)
+                handler.close()
+        if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
             os.makedirs(os.path.dirname(output_file), exist_ok=True)
             handler = logging.FileHandler(output_file)
             handler.setFormatter(formatter)

@@ -1,0 +1,230 @@
+"""The training loop on a toy detector: exact resume, NaN stop, EMA, logs, best model."""
+import importlib.util
+import json
+import os
+import textwrap
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import pytest
+
+from ppdet_hambox.core.workspace import load_config, register
+from ppdet_hambox.data.image_io import ImageReadError
+from ppdet_hambox.engine import evaluator
+from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer
+from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
+
+
+@register
+class TtToyFaces(paddle.io.Dataset):
+    """Random 3x8x8 images with one face box each; ``corrupt`` lists indices
+    whose image 'cannot be read'."""
+
+    def __init__(self, num_images=12, corrupt=()):
+        super().__init__()
+        rng = np.random.RandomState(0)
+        self.images = rng.rand(num_images, 3, 8, 8).astype('float32')
+        self.boxes = np.sort(rng.rand(num_images, 2, 2) * 8, axis=1).reshape(num_images, 4)
+        self.corrupt = set(corrupt)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return {'image': self.images[index], 'gt_bbox': self.boxes[index][None].astype('float32'),
+                'gt_mask': np.ones(1, 'float32'), 'im_id': index,
+                'im_file': 'corrupt.jpg' if index in self.corrupt else '{}.jpg'.format(index)}
+
+
+@register
+class TtNoise:
+    """Augmentation drawn from the sample's generator; fails on corrupt files."""
+
+    def __init__(self, sigma=0.1):
+        self.sigma = sigma
+
+    def __call__(self, sample, rng):
+        if sample['im_file'] == 'corrupt.jpg':
+            raise ImageReadError('cannot decode image corrupt.jpg')
+        sample['image'] = sample['image'] + rng.normal(0, self.sigma, sample['image'].shape).astype('float32')
+        return sample
+
+
+@register
+class TtToyDetector(nn.Layer):
+    """Conv + linear box regressor with the loss dict of CONTRACTS.md.
+    ``nan_at``: the forward call (1-based) whose loss is NaN."""
+
+    def __init__(self, nan_at=0):
+        super().__init__()
+        self.conv = nn.Conv2D(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 4)
+        self.nan_at = nan_at
+        self.calls = 0
+
+    def forward(self, batch):
+        self.calls += 1
+        feat = nn.functional.relu(self.conv(batch['image'])).mean(axis=[2, 3])
+        box = self.fc(feat)
+        target = batch['gt_bbox'][:, 0, :] / 8.0
+        loss_box = nn.functional.smooth_l1_loss(box, target)
+        loss_cls = (box.mean() - 0.5) ** 2
+        loss = loss_box + loss_cls
+        if self.calls == self.nan_at:
+            loss = loss * float('nan')
+        return {'loss': loss, 'loss_cls': loss_cls, 'loss_box': loss_box,
+                'num_com': paddle.to_tensor(0.5), 'com_iou': paddle.to_tensor(0.75)}
+
+
+CONFIG = """
+_BASE_: {runtime}
+architecture: TtToyDetector
+TrainDataset: {{name: TtToyFaces, num_images: 12, corrupt: [5]}}
+TrainReader: {{sample_transforms: [{{TtNoise: {{sigma: 0.1}}}}], batch_size: 2, num_workers: 0}}
+LearningRate:
+  base_lr: 0.1
+  reference_batch: 2
+  schedulers:
+    - PiecewiseDecay: {{milestones: [5], gamma: 0.5}}
+    - LinearWarmup: {{steps: 2, start_factor: 0.5}}
+max_iters: 8
+log_iter: 2
+snapshot_iter: 3
+keep_checkpoints: 2
+seed: 3
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path, repo_root):
+    path = tmp_path / 'toy.yml'
+    path.write_text(textwrap.dedent(CONFIG.format(runtime=repo_root / 'configs' / 'runtime.yml')))
+    return str(path)
+
+
+def run(config_file, save_dir, overrides=(), resume=None, validate=False):
+    cfg = load_config(config_file, ['save_dir={}'.format(save_dir)] + list(overrides))
+    trainer = Trainer(cfg, mode='train')
+    if resume:
+        trainer.resume(resume)
+    trainer.train(validate=validate)
+    return trainer
+
+
+def state(trainer):
+    return {k: v.numpy().copy() for k, v in trainer.raw_model.state_dict().items()}
+
+
+def read_log(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_resumed_run_reaches_the_uninterrupted_weights(config_file, tmp_path, workers):
+    reader = ['TrainReader.num_workers={}'.format(workers)]
+    full = run(config_file, tmp_path / 'full', reader)
+    stopped = run(config_file, tmp_path / 'part', reader + ['max_iters=4'])
+    out = os.path.join(str(tmp_path / 'part'), 'toy')
+    assert [it for it, _ in list_checkpoints(out)] == [3, 4]
+    # a line from after the checkpoint (as if the run had gone on) is dropped on resume
+    with open(os.path.join(out, 'train_log.jsonl'), 'a') as f:
+        f.write(json.dumps({'type': 'train', 'iter': 99}) + '\n')
+    resumed = run(config_file, tmp_path / 'part', reader, resume=os.path.join(out, 'iter_0000003.pdckpt'))
+    assert stopped.iteration == 4 and resumed.start_iter == 3 and resumed.iteration == 8
+    for key, value in state(full).items():
+        np.testing.assert_allclose(state(resumed)[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert [it for it, _ in list_checkpoints(out)] == [6, 8]  # keep_checkpoints: 2
+    logged = [r['iter'] for r in read_log(os.path.join(out, 'train_log.jsonl')) if r['type'] == 'train']
+    assert logged == [2, 4, 6, 8]
+    assert resumed.optimizer.get_lr() == pytest.approx(full.optimizer.get_lr())
+
+
+def test_logs_report_losses_mining_stats_and_skipped_images(config_file, tmp_path, caplog):
+    trainer = run(config_file, tmp_path, ['use_vdl=true'])
+    out = trainer.save_dir
+    records = read_log(os.path.join(out, 'train_log.jsonl'))
+    train = [r for r in records if r['type'] == 'train']
+    assert [r['iter'] for r in train] == [2, 4, 6, 8]
+    for key in ('loss', 'loss_cls', 'loss_box', 'num_com', 'com_iou', 'lr', 'ips', 'eta_s'):
+        assert key in train[0], key
+    assert train[0]['num_com'] == pytest.approx(0.5) and train[0]['com_iou'] == pytest.approx(0.75)
+    assert train[0]['lr'] == pytest.approx(0.075)  # warm-up: iteration 1 of 2 from 0.05 to 0.1
+    assert train[-1]['eta_s'] == 0
+    # 12 images, one corrupt, batch 2: one skipped image per epoch of 6 batches
+    epochs = [r for r in records if r['type'] == 'epoch']
+    assert [(r['epoch'], r['skipped']) for r in epochs] == [(0, 1)]
+    assert os.listdir(os.path.join(out, 'vdl'))
+    assert os.path.isfile(os.path.join(out, 'model_final.pdparams'))
+    with open(os.path.join(out, 'train.log')) as f:
+        text = f.read()
+    assert 'loss_box' in text and 'img/s' in text and '1 image(s) skipped' in text
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(config_file, tmp_path):
+    out = os.path.join(str(tmp_path), 'toy')
+    with pytest.raises(NonFiniteLossError, match='iteration 5') as info:
+        run(config_file, tmp_path, ['TtToyDetector.nan_at=5'])
+    assert info.value.iteration == 5
+    assert info.value.last_checkpoint.endswith('iter_0000003.pdckpt')
+    assert 'iter_0000003.pdckpt' in str(info.value)
+    assert [it for it, _ in list_checkpoints(out)] == [3]
+    assert read_checkpoint(os.path.join(out, 'iter_0000003.pdckpt'))['iteration'] == 3
+    assert not os.path.exists(os.path.join(out, 'model_final.pdparams'))
+    assert not [f for f in os.listdir(out) if f.endswith('.tmp')]
+
+
+def load_tool(repo_root):
+    spec = importlib.util.spec_from_file_location('train_tool', repo_root / 'tools' / 'train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_tool_exit_codes(config_file, tmp_path, repo_root, capsys):
+    tool = load_tool(repo_root)
+    code = tool.main(['-c', config_file, '-o', 'save_dir={}'.format(tmp_path), 'TtToyDetector.nan_at=2'])
+    assert code == tool.EXIT_NON_FINITE
+    assert 'non-finite loss at iteration 2' in capsys.readouterr().err
+    code = tool.main(['-c', config_file, '-o', 'max_iter=3'])
+    assert code == tool.EXIT_BAD_INPUT
+    assert "unknown top-level key 'max_iter'" in capsys.readouterr().err
+    code = tool.main(['-c', config_file, '-r', str(tmp_path / 'missing.pdckpt')])
+    assert code == tool.EXIT_BAD_INPUT
+    assert 'checkpoint not found' in capsys.readouterr().err
+
+
+def test_ema_weights_are_saved_and_amp_on_cpu_is_a_no_op(config_file, tmp_path, caplog):
+    trainer = run(config_file, tmp_path, ['use_ema=true', 'ema_decay=0.5', 'amp=true',
+                                          'max_iters=3', 'snapshot_iter=100'])
+    final = paddle.load(os.path.join(trainer.save_dir, 'model_final.pdparams'))
+    raw = state(trainer)
+    assert not np.allclose(final['fc.weight'].numpy(), raw['fc.weight'])
+    np.testing.assert_allclose(final['fc.weight'].numpy(), trainer.ema.state['fc.weight'].numpy())
+    assert 'ema' in read_checkpoint(trainer.save_dir)
+    if not paddle.device.get_device().startswith('gpu'):
+        assert trainer.amp is False
+        with open(os.path.join(trainer.save_dir, 'train.log')) as f:
+            assert '--amp does nothing' in f.read()
+
+
+def test_eval_keeps_the_best_model(config_file, tmp_path, monkeypatch):
+    scores = iter([0.3, 0.6, 0.4])
+    seen = {}
+
+    def scripted_evaluation(model, cfg, protocol=None, output_dir=None):
+        assert not model.training
+        hard = next(scores)
+        seen[hard] = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+        return {'easy': 0.9, 'medium': 0.8, 'hard': hard}
+
+    monkeypatch.setattr(evaluator, 'run_evaluation', scripted_evaluation)
+    trainer = run(config_file, tmp_path, ['EvalDataset={name: TtToyFaces}'], validate=True)
+    best = paddle.load(os.path.join(trainer.save_dir, 'best_model.pdparams'))
+    np.testing.assert_array_equal(best['fc.weight'].numpy(), seen[0.6]['fc.weight'])
+    with open(os.path.join(trainer.save_dir, 'best_model.json')) as f:
+        assert json.load(f) == {'metric': 'hard', 'value': 0.6, 'iter': 6}
+    evals = [r for r in read_log(os.path.join(trainer.save_dir, 'train_log.jsonl')) if r['type'] == 'eval']
+    assert [(r['iter'], r['hard']) for r in evals] == [(3, 0.3), (6, 0.6), (8, 0.4)]
+    assert read_checkpoint(trainer.save_dir)['extra']['best']['iter'] == 6
