@@ -86,6 +86,30 @@ def test_layout_and_official_txt_format(small):
                 assert ((rows[:, 4 + column] >= 0) & (rows[:, 4 + column] <= high)).all(), name
 
 
+def test_project_reader_reads_the_demo_dataset(small):
+    widerface = pytest.importorskip('ppdet_hambox.data.source.widerface')
+    out, summary = small
+    for split in ('train', 'val'):
+        path = out / 'wider_face_split' / 'wider_face_{}_bbx_gt.txt'.format(split)
+        mine, read = parse_bbx_gt(path), widerface.read_wider_txt(path)
+        assert read.files == list(mine)
+        assert read.summary()['faces'] == summary['{}_faces'.format(split)]
+        positive, image_of_box = read.positive_size(), read.image_index()
+        for i, rel in enumerate(read.files):
+            rows, keep = faces(mine[rel]), positive & (image_of_box == i)
+            assert np.array_equal(read.boxes[keep], np.hstack([rows[:, :2], rows[:, :2] + rows[:, 2:4]]))
+            assert np.array_equal(read.attributes[keep], rows[:, 4:])
+    from_mat = widerface.read_wider_mat(out / 'eval_tools' / 'ground_truth' / 'wider_face_val.mat')
+    assert from_mat.files == read.files
+    assert np.array_equal(from_mat.boxes, read.boxes) and np.array_equal(from_mat.attributes, read.attributes)
+    dataset = widerface.WIDERFaceDataset(dataset_dir=str(out), image_dir='WIDER_val/images',
+                                         anno_path='wider_face_split/wider_face_val_bbx_gt.txt')
+    records = [dataset[i] for i in range(len(dataset))]
+    assert len(records) == summary['val_images']
+    assert sum(len(r['gt_bbox']) for r in records) == summary['hard'], 'training faces = valid faces'
+    assert all(cv2.imread(r['im_file']) is not None for r in records)
+
+
 def structure(value, path, out):
     """Adds (path pattern, kind, dtype, ndim, trailing shape) of every nested cell to ``out``."""
     if value.dtype == object:
