@@ -27,4 +27,6 @@ class SSHContext(nn.Layer):
         reduced = F.relu(self.context_reduce(x))
         path5 = self.conv5x5(reduced)
         path7 = self.conv7x7_b(F.relu(self.conv7x7_a(reduced)))
-        return F.relu(paddle.concat([self.conv3x3(x), path5, path7], axis=1))
+        # ReLU per path (same result as after the concat): Paddle Inference's
+        # oneDNN conv+concat+activation fusion fails on the latter pattern.
+        return paddle.concat([F.relu(self.conv3x3(x)), F.relu(path5), F.relu(path7)], axis=1)

@@ -16,9 +16,14 @@ def check_neck_args(name, in_channels, fusion):
 
 
 def upsample_to(x, like):
-    """Nearest upsampling of ``x`` to the spatial size of ``like`` (a lower
-    level is ``ceil`` of twice the higher one's size minus at most one)."""
-    return F.interpolate(x, size=paddle.shape(like)[2:], mode='nearest')
+    """Nearest 2x upsampling of ``x`` cropped to the spatial size of ``like``
+    (a lower level has twice the higher one's size, or one less): lower cell
+    ``i`` takes higher cell ``i // 2``. Built from tile + slice rather than
+    ``F.interpolate``, whose size-from-tensor form the oneDNN CPU predictor
+    cannot run."""
+    up = x.unsqueeze(3).unsqueeze(5).tile([1, 1, 1, 2, 1, 2]).flatten(4, 5).flatten(2, 3)
+    size = paddle.shape(like)
+    return paddle.slice(up, axes=[2, 3], starts=[0, 0], ends=[size[2], size[3]])
 
 
 class Lateral(nn.Layer):
