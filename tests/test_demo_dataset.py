@@ -123,16 +123,24 @@ def structure(value, path, out):
     return out
 
 
-def mat_structure(path):
-    mat = scipy.io.loadmat(str(path))
+def load_mats(directory):
+    return {name: scipy.io.loadmat(str(directory / name)) for name in GT_FILES}
+
+
+@pytest.fixture(scope='module')
+def official_mats(shared_data):
+    return load_mats(shared_data / 'widerface')
+
+
+def mat_structure(mat):
     assert mat['__version__'] == '1.0'
     return {key: structure(value, key, set()) for key, value in mat.items() if not key.startswith('__')}
 
 
-def test_mat_structure_matches_official(small, shared_data):
-    gt_dir = small[0] / 'eval_tools' / 'ground_truth'
+def test_mat_structure_matches_official(small, official_mats):
+    mats = load_mats(small[0] / 'eval_tools' / 'ground_truth')
     for name in GT_FILES:
-        ours, official = mat_structure(gt_dir / name), mat_structure(shared_data / 'widerface' / name)
+        ours, official = mat_structure(mats[name]), mat_structure(official_mats[name])
         assert sorted(ours) == sorted(official), name
         for key in official:
             # The official gt_list also holds uint16 indices (images with more than 255 faces)
@@ -143,12 +151,12 @@ def test_mat_structure_matches_official(small, shared_data):
                 assert ours[key] == official[key], (name, key, ours[key] ^ official[key])
 
 
-def empty_gt_list_rule(gt_dir):
+def empty_gt_list_rule(mats):
     """Every empty gt_list is 0x0 exactly when its image has one box row (checked, and counted)."""
-    boxes = scipy.io.loadmat(str(gt_dir / 'wider_face_val.mat'))['face_bbx_list']
+    boxes = mats['wider_face_val.mat']['face_bbx_list']
     checked = 0
     for setting in ('easy', 'medium', 'hard'):
-        gt_list = scipy.io.loadmat(str(gt_dir / 'wider_{}_val.mat'.format(setting)))['gt_list']
+        gt_list = mats['wider_{}_val.mat'.format(setting)]['gt_list']
         for event_boxes, event_gt in zip(boxes[:, 0], gt_list[:, 0]):
             for image_boxes, indices in zip(event_boxes[:, 0], event_gt[:, 0]):
                 if indices.size == 0:
@@ -157,9 +165,9 @@ def empty_gt_list_rule(gt_dir):
     return checked
 
 
-def test_empty_gt_lists_shaped_like_official(small, shared_data):
-    assert empty_gt_list_rule(shared_data / 'widerface') > 0
-    assert empty_gt_list_rule(small[0] / 'eval_tools' / 'ground_truth') > 0
+def test_empty_gt_lists_shaped_like_official(small, official_mats):
+    assert empty_gt_list_rule(official_mats) > 0
+    assert empty_gt_list_rule(load_mats(small[0] / 'eval_tools' / 'ground_truth')) > 0
 
 
 def test_mat_agrees_with_val_txt_and_difficulty_rules(small):
@@ -167,7 +175,8 @@ def test_mat_agrees_with_val_txt_and_difficulty_rules(small):
     gt_dir = out / 'eval_tools' / 'ground_truth'
     annotations = parse_bbx_gt(out / 'wider_face_split' / 'wider_face_val_bbx_gt.txt')
     base = scipy.io.loadmat(str(gt_dir / 'wider_face_val.mat'))
-    settings = {s: scipy.io.loadmat(str(gt_dir / 'wider_{}_val.mat'.format(s))) for s in ('easy', 'medium', 'hard')}
+    settings = {s: scipy.io.loadmat(str(gt_dir / 'wider_{}_val.mat'.format(s)))
+                for s in ('easy', 'medium', 'hard')}
     listed, totals = [], {s: 0 for s in settings}
     for e, event in enumerate(base['event_list'][:, 0]):
         for i, name in enumerate(base['file_list'][e, 0][:, 0]):
@@ -189,12 +198,14 @@ def test_mat_agrees_with_val_txt_and_difficulty_rules(small):
                 assert np.array_equal(np.flatnonzero(mask) + 1, indices), 'sorted, unique, 1-based'
                 counted[s] = mask
                 totals[s] += len(indices)
-            blur, occlusion, invalid, height = rows[:, 4], rows[:, 8], rows[:, 7], rows[:, 3]
+            blur, occlusion, height = rows[:, 4], rows[:, 8], rows[:, 3]
+            valid = rows[:, 7] == 0
             assert not (counted['easy'] & ~counted['medium']).any()
             assert not (counted['medium'] & ~counted['hard']).any()
-            assert np.array_equal(counted['hard'], invalid == 0)
-            assert np.array_equal(counted['medium'], (invalid == 0) & (height >= 10) & ~((blur == 2) & (occlusion == 2)))
-            assert np.array_equal(counted['easy'], (invalid == 0) & (height >= 40) & (blur < 2) & (occlusion < 2))
+            assert np.array_equal(counted['hard'], valid)
+            heavy = (blur == 2) & (occlusion == 2)
+            assert np.array_equal(counted['medium'], valid & (height >= 10) & ~heavy)
+            assert np.array_equal(counted['easy'], valid & (height >= 40) & (blur < 2) & (occlusion < 2))
     assert listed == list(annotations)
     assert totals == {s: summary[s] for s in settings}
     assert 0 < summary['easy'] < summary['medium'] < summary['hard'] <= summary['val_faces']

@@ -16,12 +16,13 @@ Faces are the 100 real 25x25 grey face crops of ``skimage.data.lfw_subset()``,
 tinted to a skin colour and composited on crops of the photographs bundled
 with scikit-image (tinted, flipped, zoomed, some blended with a procedural
 texture) or on procedural textures, with clutter and bodies below the faces.
-Each image is a crowd (20-60 faces of 6-26 px in perspective rows plus up to
-two larger ones), a group (3-12 faces of 10-90 px), a portrait (one face of
-80-300 px, or 2-3 of 40 px to 45% of the short side) or face-less (about 2% of each split, at least one). The box is the
-exact extent of the resized crop (x y w h: columns x..x+w-1, rows y..y+h-1),
-aspect w/h 0.75-1; a rotated face's box is the tight box of its drawn
-(alpha > 0.5) pixels. Face boxes, padded by 20% + 1 px, never overlap, so
+Each image is a crowd (20-60 faces of about 6-30 px in perspective rows, plus
+up to two of 25-70 px), a group (3-12 faces of 10-90 px), a portrait (one
+face of 80-300 px but at most 85% of the short side, or 2-3 faces of 40 px to
+45% of the short side) or face-less (about 2% of each split, at least one).
+The box is the exact extent of the resized crop (x y w h: columns x..x+w-1,
+rows y..y+h-1), aspect w/h 0.75-1; a rotated face's box is the tight box of
+its drawn (alpha > 0.5) pixels. Face boxes, padded by 20% + 1 px, never overlap, so
 nothing drawn for one face touches another.
 
 Attributes, from what was done to each face (size = box height):
@@ -136,7 +137,8 @@ def make_split(out_dir, assets, seed, split, count, number_offset, size):
     for index, (event, plan) in enumerate(plan_split(seed, split, count, size)):
         rng = np.random.default_rng([seed, SPLITS.index(split), index, 1])
         pixels, boxes, labels = demo_render.render_image(rng, assets, plan)
-        attributes = np.array([[label[a] for a in ATTRIBUTES] for label in labels], np.uint8).reshape(-1, len(ATTRIBUTES))
+        attributes = np.array([[label[a] for a in ATTRIBUTES] for label in labels], np.uint8)
+        attributes = attributes.reshape(-1, len(ATTRIBUTES))
         annotation = ImageAnnotation(event, image_name(event, number_offset + index), boxes, attributes,
                                      difficulty(boxes, attributes))
         path = out_dir / 'WIDER_{}'.format(split) / 'images' / annotation.rel_path
@@ -153,6 +155,21 @@ def size_histogram(images):
     counts = np.histogram(heights, bins=list(SIZE_BUCKETS) + [np.inf])[0]
     labels = ['{}-{}'.format(a, b) for a, b in zip(SIZE_BUCKETS[:-1], SIZE_BUCKETS[1:])]
     return dict(zip(labels + ['>={}'.format(SIZE_BUCKETS[-1])], counts.tolist()))
+
+
+def summarise(splits):
+    """(the summary printed as JSON, further per-split details)."""
+    summary, details = {}, {'faceless_images': {}, 'invalid_faces': {}, 'size_histogram': {}}
+    invalid = ATTRIBUTES.index('invalid')
+    for split, images in splits.items():
+        summary['{}_images'.format(split)] = len(images)
+        summary['{}_faces'.format(split)] = sum(len(image.boxes) for image in images)
+        details['faceless_images'][split] = sum(len(image.boxes) == 0 for image in images)
+        details['invalid_faces'][split] = int(sum(image.attributes[:, invalid].sum() for image in images))
+        details['size_histogram'][split] = size_histogram(images)
+    for setting in SETTINGS:
+        summary[setting] = int(sum(image.counted[setting].sum() for image in splits['val']))
+    return summary, details
 
 
 def prepare_output(out_dir):
@@ -199,19 +216,12 @@ def generate(out_dir, seed=0, num_train=240, num_val=60, size=None):
         write_bbx_gt(split_dir / 'wider_face_{}_bbx_gt.txt'.format(split), images, split)
     gt_dir = out_dir / 'eval_tools' / 'ground_truth'
     gt_dir.mkdir(parents=True)
-    write_ground_truth(gt_dir, splits['val'], header='MATLAB 5.0 MAT-file, Platform: ppdet_hambox demo, '
-                                                     'seed {}'.format(seed))
-    summary = {'{}_images'.format(split): len(images) for split, images in splits.items()}
-    summary.update({'{}_faces'.format(split): sum(len(i.boxes) for i in images) for split, images in splits.items()})
-    summary.update({setting: int(sum(i.counted[setting].sum() for i in splits['val'])) for setting in SETTINGS})
-    details = {
-        'faceless_images': {split: sum(len(i.boxes) == 0 for i in images) for split, images in splits.items()},
-        'invalid_faces': {split: int(sum(i.attributes[:, ATTRIBUTES.index('invalid')].sum() for i in images))
-                          for split, images in splits.items()},
-        'size_histogram': {split: size_histogram(images) for split, images in splits.items()},
-    }
-    record = {'generator': __name__, 'seed': seed, 'num_train': num_train, 'num_val': num_val,
-              'size': list(size) if size else None, 'summary': summary, 'details': details}
+    header = 'MATLAB 5.0 MAT-file, Platform: ppdet_hambox demo, seed {}'.format(seed)
+    write_ground_truth(gt_dir, splits['val'], header=header)
+    summary, details = summarise(splits)
+    record = {'generator': 'ppdet_hambox.data.source.demo', 'seed': seed, 'num_train': num_train,
+              'num_val': num_val, 'size': list(size) if size else None,
+              'summary': summary, 'details': details}
     (out_dir / MARKER).write_text(json.dumps(record, indent=1) + '\n', encoding='ascii')
     return dict(summary, **details)
 
@@ -222,7 +232,8 @@ def print_summary(summary, seconds, out_dir):
         print('  {:5s}: {:4d} images ({} face-less), {:5d} faces ({} invalid)'.format(
             split, summary['{}_images'.format(split)], summary['faceless_images'][split],
             summary['{}_faces'.format(split)], summary['invalid_faces'][split]))
-        print('         face heights: ' + ', '.join('{} px: {}'.format(k, v) for k, v in summary['size_histogram'][split].items()))
+        buckets = summary['size_histogram'][split].items()
+        print('         face heights: ' + ', '.join('{} px: {}'.format(k, v) for k, v in buckets))
     print('  val faces counted: easy {easy}, medium {medium}, hard {hard}'.format(**summary))
     keys = ['train_images', 'val_images', 'train_faces', 'val_faces'] + list(SETTINGS)
     print(json.dumps({key: summary[key] for key in keys}))
@@ -234,7 +245,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-train', type=int, default=240)
     parser.add_argument('--num-val', type=int, default=60)
-    parser.add_argument('--size', default=None, help='fixed image size WxH (default: varied, long side 256-400)')
+    parser.add_argument('--size', default=None,
+                        help='fixed image size WxH (default: varied, long side 256-400)')
     args = parser.parse_args(argv)
     try:
         size = parse_size(args.size)

@@ -341,8 +341,8 @@ def occluder_mask(rng, h, w, fraction):
         across = 2 * fraction * w * h / (math.pi * along)
         centre = [(w / 2, h), (w / 2, 0), (0, h / 2), (w, h / 2)][side]
         axes = (along, across) if side < 2 else (across, along)
-        cv2.ellipse(mask, (round(centre[0]), round(centre[1])), (max(1, round(axes[0])), max(1, round(axes[1]))),
-                    0, 0, 360, 1, -1)
+        centre = (round(centre[0]), round(centre[1]))
+        cv2.ellipse(mask, centre, (max(1, round(axes[0])), max(1, round(axes[1]))), 0, 0, 360, 1, -1)
     return mask.astype(bool)
 
 
@@ -363,7 +363,8 @@ def blur_region(canvas, box, sigma, margin):
     """Gaussian blur of the box, fading out over ``margin`` pixels around it."""
     x, y, w, h = box
     height, width = canvas.shape[:2]
-    x0, y0, x1, y1 = max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
     region = canvas[y0:y1, x0:x1]
     blurred = cv2.GaussianBlur(region, (0, 0), sigma)
     weight = np.minimum(_ramp(y0, y1, y, y + h, margin)[:, None], _ramp(x0, x1, x, x + w, margin)[None, :])
@@ -379,7 +380,8 @@ def render_face(rng, canvas, assets, recipe):
     if recipe.expression:
         grey = stretch_lower_face(grey)
     interpolation = cv2.INTER_AREA if slot_h < CROP else cv2.INTER_CUBIC
-    face = np.clip(cv2.resize(np.ascontiguousarray(grey), (slot_w, slot_h), interpolation=interpolation), 0, 1)
+    face = cv2.resize(np.ascontiguousarray(grey), (slot_w, slot_h), interpolation=interpolation)
+    face = np.clip(face, 0, 1)
     alpha, (x, y, w, h), warp = face_footprint(recipe)
     if warp is not None:
         matrix, x0, y0 = warp
