@@ -100,3 +100,78 @@ def test_bad_boxes_are_rejected():
         A.match_counts(np.array([[5.0, 5.0, 5.0, 9.0]]), A.anchor_shapes('single', 1.0))
     with pytest.raises(ValueError, match='unknown anchor design'):
         A.anchor_shapes('triple', 1.0)
+
+
+def test_per_face_image_shapes_group_like_single_shapes():
+    rng = np.random.default_rng(5)
+    boxes = _random_faces(rng, 80, 100.0, 150.0)
+    shapes = A.anchor_shapes('single', 0.68, sizes=(16, 32, 64))
+    per_face = np.where(np.arange(80)[:, None] % 2 == 0, [[128, 160]], [[96, 200]])
+    counts = A.match_counts(boxes, shapes, (4, 8, 16), image_shape=per_face)
+    even = A.match_counts(boxes[::2], shapes, (4, 8, 16), image_shape=(128, 160))
+    odd = A.match_counts(boxes[1::2], shapes, (4, 8, 16), image_shape=(96, 200))
+    np.testing.assert_array_equal(counts[::2], even)
+    np.testing.assert_array_equal(counts[1::2], odd)
+    with pytest.raises(ValueError, match='image_shape per face'):
+        A.match_counts(boxes, shapes, (4, 8, 16), image_shape=per_face[:5])
+
+
+def _sample_tree(shared_data, tmp_path):
+    """The four sample val photos under <event>/<name>.jpg (symlinks) and their annotation."""
+    samples = shared_data / 'samples' / 'widerface_val'
+    anno = samples / 'wider_face_val_bbx_gt_subset.txt'
+    for line in anno.read_text().splitlines():
+        if line.strip().endswith('.jpg'):
+            target = tmp_path / 'images' / line.strip()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(samples / target.name)
+    return anno, tmp_path / 'images'
+
+
+def _geometric_pipeline(decode):
+    from ppdet_hambox.data.transform.crop import DataAnchorSampling, RandomSquareCrop
+    from ppdet_hambox.data.transform.spatial import RandomFlip, Resize
+
+    return [decode,
+            DataAnchorSampling(prob=0.5, target_size=320, fallback=RandomSquareCrop(target_size=320)),
+            RandomFlip(prob=0.5), Resize(target_size=[320, 320])]
+
+
+def test_blank_decode_gives_the_faces_of_real_decoding(shared_data, tmp_path):
+    from ppdet_hambox.analysis.train_faces import BlankDecode, header_image_sizes
+    from ppdet_hambox.data.pipeline import TransformedDataset
+    from ppdet_hambox.data.source.widerface import WIDERFaceDataset, read_wider_annotation
+    from ppdet_hambox.data.transform.decode import Decode
+
+    anno, image_dir = _sample_tree(shared_data, tmp_path)
+    sizes = header_image_sizes(read_wider_annotation(anno), image_dir)
+    assert sizes[:, 1].tolist() == [1024] * 4
+    dataset = WIDERFaceDataset(dataset_dir='', image_dir=str(image_dir), anno_path=str(anno))
+    real = TransformedDataset(dataset, _geometric_pipeline(Decode()), seed=11)
+    blank = TransformedDataset(dataset, _geometric_pipeline(BlankDecode(sizes)), seed=11)
+    for key in [(e, i) for e in range(3) for i in range(len(dataset))]:
+        a, b = real[key], blank[key]
+        np.testing.assert_array_equal(a['gt_bbox'], b['gt_bbox'])
+        np.testing.assert_array_equal(a['im_shape'], b['im_shape'])
+        assert not b['image'].any()
+
+
+def test_train_protocol_faces_are_in_the_network_input(shared_data, tmp_path, repo_root):
+    import ppdet_hambox.components  # noqa: F401
+    from ppdet_hambox.analysis.train_faces import estimate_image_sizes, train_faces
+    from ppdet_hambox.core.workspace import load_config
+    from ppdet_hambox.data.source.widerface import read_wider_annotation
+
+    anno, _ = _sample_tree(shared_data, tmp_path)
+    sizes = estimate_image_sizes(read_wider_annotation(anno), assumed=(683, 1024))
+    assert (sizes[:, 0] >= 683).all() and (sizes[:, 1] >= 1024).all()
+    cfg = load_config(str(repo_root / 'configs' / 'datasets' / 'demo.yml'))
+    boxes, shapes, info = train_faces(cfg, anno, epochs=2, seed=3)
+    assert info['samples'] == 8 and info['pipeline'][0] == 'BlankDecode'
+    assert 'RandomDistort' in info['left_out_pixel_ops']
+    assert len(boxes) > 50 and (shapes == 320).all()
+    assert boxes.min() >= 0 and boxes.max() <= 320
+    again, _, _ = train_faces(cfg, anno, epochs=2, seed=3)
+    np.testing.assert_array_equal(boxes, again)
+    other, _, _ = train_faces(cfg, anno, epochs=2, seed=4)
+    assert len(other) != len(boxes) or not np.array_equal(other, boxes)

@@ -18,12 +18,17 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ppdet_hambox.components  # noqa: E402,F401  (registers the transforms the configs name)
 from ppdet_hambox.analysis import anchor_stats  # noqa: E402
 from ppdet_hambox.analysis.face_sets import original_faces  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_anchor_stats  # noqa: E402
+from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces  # noqa: E402
+from ppdet_hambox.core.workspace import load_config  # noqa: E402
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
 PROTOCOLS = ('original', 'train')
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              'configs', 'datasets', 'widerface.yml')
 
 
 def parse_ratios(text):
@@ -36,6 +41,16 @@ def parse_ratios(text):
     return ratios
 
 
+def parse_size(text):
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected HxW, e.g. 683x1024, got {!r}'.format(text)) from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError('expected a positive HxW, got {!r}'.format(text))
+    return h, w
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--anno', required=True, help='wider_face_train_bbx_gt.txt (or val)')
@@ -46,6 +61,17 @@ def build_parser():
     parser.add_argument('--designs', default='single,multi',
                         help='comma-separated subset of single,multi')
     parser.add_argument('--iou', type=float, default=0.35, help='match threshold')
+    train = parser.add_argument_group('--protocol train (faces after the training transforms)')
+    train.add_argument('--config', default=DEFAULT_CONFIG,
+                       help='config whose TrainReader.sample_transforms are applied (default %(default)s)')
+    train.add_argument('--epochs', type=int, default=3, help='passes over the annotations (default 3)')
+    train.add_argument('--seed', type=int, help='sample seed (default: the TrainReader seed)')
+    train.add_argument('--image-dir', help='WIDER_train/images: read true image sizes from the '
+                                           'file headers (default: estimate them, see --assumed-size)')
+    train.add_argument('--assumed-size', type=parse_size, default=DEFAULT_ASSUMED_SIZE,
+                       help='HxW lower bound of the estimated image size, raised to the '
+                            'annotation extent (default 683x1024)')
+    train.add_argument('--max-images', type=int, default=-1, help='only the first N images')
     parser.add_argument('--json', help='write the result as JSON here')
     parser.add_argument('--plot', help='write the two-panel figure here (.png)')
     return parser
@@ -55,7 +81,10 @@ def collect_faces(args):
     if args.protocol == 'original':
         boxes, info = original_faces(args.anno)
         return boxes, info, None
-    raise SystemExit('error: --protocol train is not available yet')
+    cfg = load_config(args.config)
+    boxes, shapes, info = train_faces(cfg, args.anno, args.epochs, args.seed, args.image_dir,
+                                      args.assumed_size, args.max_images, progress=True)
+    return boxes, info, shapes
 
 
 def format_table(result):

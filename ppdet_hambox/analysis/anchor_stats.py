@@ -133,8 +133,9 @@ def match_counts(boxes, anchor_wh, strides=DEFAULT_STRIDES, iou_thr=0.35, image_
 
     boxes: ``[N, 4]`` x1y1x2y2 with positive width and height.
     anchor_wh: per level, ``[K, 2]`` anchor widths and heights (:func:`anchor_shapes`).
-    image_shape: ``(h, w)`` to keep only the grid cells of an image of that
-    size (``ceil(side / stride)`` cells per side); None for an unbounded grid.
+    image_shape: ``(h, w)``, or one ``(h, w)`` per face ``[N, 2]``, to keep only
+    the grid cells of an image of that size (``ceil(side / stride)`` cells per
+    side); None for an unbounded grid.
     Returns ``int64 [N]``.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -142,6 +143,17 @@ def match_counts(boxes, anchor_wh, strides=DEFAULT_STRIDES, iou_thr=0.35, image_
         raise ValueError('{} anchor levels but {} strides'.format(len(anchor_wh), len(strides)))
     if len(boxes) and not ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all():
         raise ValueError('match_counts needs boxes of positive width and height')
+    if image_shape is not None and np.ndim(image_shape) == 2:
+        shapes = np.asarray(image_shape, dtype=np.int64)
+        if shapes.shape != (len(boxes), 2):
+            raise ValueError('image_shape per face must be [{}, 2], got {}'.format(
+                len(boxes), shapes.shape))
+        counts = np.zeros(len(boxes), dtype=np.int64)
+        unique, group = np.unique(shapes, axis=0, return_inverse=True)
+        for g, shape in enumerate(unique):
+            members = np.flatnonzero(group.reshape(-1) == g)
+            counts[members] = match_counts(boxes[members], anchor_wh, strides, iou_thr, tuple(shape))
+        return counts
     faces = _Faces(boxes)
     counts = np.zeros(len(boxes), dtype=np.int64)
     for shapes, stride in zip(anchor_wh, strides):
