@@ -444,45 +444,42 @@ def _int32(x):
     return np.clip(round_half_away(x), INT32_MIN, INT32_MAX).astype(np.int64)
 
 
-def _overlap_official(g, p):
-    """Integer overlap (0 or 1, more only for degenerate boxes) of faces g (int x y w h) and predictions p.
+def _face_columns(gt, mode):
+    """x1, y1, x2, y2 and area (pixel-inclusive) of every face: int64 (official) or float64 (python-port)."""
+    b = gt.boxes.astype(np.int64 if mode == 'official' else np.float64)
+    x1, y1 = b[:, 0], b[:, 1]
+    x2, y2 = x1 + b[:, 2], y1 + b[:, 3]
+    return x1, y1, x2, y2, (x2 - x1 + 1) * (y2 - y1 + 1)
 
-    ``p`` is float64 ``[n, 4]`` x1 y1 x2 y2 (x2 = x + w in double), ``g`` int ``[n, 4]`` x y w h.
+
+def _pred_columns(corners, mode):
+    """Per prediction: the corners as they meet the faces (official: MATLAB-rounded to int32) and the
+    unrounded pixel-inclusive area."""
+    area = (corners[:, 2] - corners[:, 0] + 1) * (corners[:, 3] - corners[:, 1] + 1)
+    c = _int32(corners) if mode == 'official' else corners
+    return c[:, 0], c[:, 1], c[:, 2], c[:, 3], area
+
+
+def _pair_overlap(face, pred, f, p, mode):
+    """Overlap of face/prediction pairs, computed only where the boxes intersect.
+
+    official: MATLAB ``boxoverlap`` with int32 faces: ``round(inter / (round(area_g + area_p) - inter))``
+    in int32 (0 or 1 except for degenerate boxes; x / 0 with x > 0 is intmax).
+    python-port: float IoU ``inter / (area_p + area_g - inter)`` with ``+1`` widths.
+    Returns (kept pair positions, overlap at them).
     """
-    gx1, gy1 = g[:, 0].astype(np.int64), g[:, 1].astype(np.int64)
-    gx2, gy2 = gx1 + g[:, 2], gy1 + g[:, 3]
-    r = _int32(p)
-    w = np.minimum(gx2, r[:, 2]) - np.maximum(gx1, r[:, 0]) + 1
-    h = np.minimum(gy2, r[:, 3]) - np.maximum(gy1, r[:, 1]) + 1
-    out = np.zeros(len(g), dtype=np.int64)
-    ok = np.flatnonzero((w > 0) & (h > 0))
-    if ok.size == 0:
-        return out
-    inter = w[ok] * h[ok]
-    area_g = (gx2[ok] - gx1[ok] + 1) * (gy2[ok] - gy1[ok] + 1)
-    q = p[ok]
-    area_p = (q[:, 2] - q[:, 0] + 1) * (q[:, 3] - q[:, 1] + 1)
-    union = np.clip(_int32(area_g + area_p) - inter, INT32_MIN, INT32_MAX)
+    w = np.minimum(f[2][face], p[2][pred]) - np.maximum(f[0][face], p[0][pred]) + 1
+    keep = np.flatnonzero(w > 0)
+    face, pred, w = face[keep], pred[keep], w[keep]
+    h = np.minimum(f[3][face], p[3][pred]) - np.maximum(f[1][face], p[1][pred]) + 1
+    keep2 = np.flatnonzero(h > 0)
+    keep, face, pred, inter = keep[keep2], face[keep2], pred[keep2], w[keep2] * h[keep2]
     with np.errstate(divide='ignore', invalid='ignore'):
-        ratio = _int32(inter / np.where(union == 0, 1, union))
-    out[ok] = np.where(union == 0, INT32_MAX, ratio)  # int32 x/0 with x > 0 is intmax
-    return out
-
-
-def _iou_port(g, p):
-    """Float IoU with the +1 convention: g float64 x y w h faces, p float32-derived x1 y1 x2 y2."""
-    gx1, gy1 = g[:, 0], g[:, 1]
-    gx2, gy2 = gx1 + g[:, 2], gy1 + g[:, 3]
-    iw = np.minimum(p[:, 2], gx2) - np.maximum(p[:, 0], gx1) + 1
-    ih = np.minimum(p[:, 3], gy2) - np.maximum(p[:, 1], gy1) + 1
-    out = np.zeros(len(g))
-    ok = np.flatnonzero((iw > 0) & (ih > 0))
-    inter = iw[ok] * ih[ok]
-    area_g = (gx2[ok] - gx1[ok] + 1) * (gy2[ok] - gy1[ok] + 1)
-    area_p = (p[ok, 2] - p[ok, 0] + 1) * (p[ok, 3] - p[ok, 1] + 1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        out[ok] = inter / (area_p + area_g - inter)
-    return out
+        if mode == 'official':
+            union = np.clip(_int32(f[4][face] + p[4][pred]) - inter, INT32_MIN, INT32_MAX)
+            ratio = _int32(inter / np.where(union == 0, 1, union))
+            return keep, np.where(union == 0, INT32_MAX, ratio)
+        return keep, inter / (p[4][pred] + f[4][face] - inter)
 
 
 def _match(gt, image, corners, mode):
@@ -490,6 +487,7 @@ def _match(gt, image, corners, mode):
     matched = np.full(len(image), -1, dtype=np.int64)
     if len(image) == 0:
         return matched
+    f, p = _face_columns(gt, mode), _pred_columns(corners, mode)
     starts = gt.offsets[image]
     n_faces = gt.offsets[image + 1] - starts
     cum = np.cumsum(n_faces)
@@ -499,15 +497,12 @@ def _match(gt, image, corners, mode):
         counts = n_faces[a:b]
         pred = np.repeat(np.arange(a, b), counts)
         face = _ranges(starts[a:b], starts[a:b] + counts)
-        if mode == 'official':
-            ov = _overlap_official(gt.boxes[face], corners[pred])
-        else:
-            ov = _iou_port(gt.boxes[face].astype(np.float64), corners[pred])
+        keep, ov = _pair_overlap(face, pred, f, p, mode)
         hit = np.flatnonzero(ov >= IOU_THRESH)
         if hit.size == 0:
             continue
-        pred, face, ov = pred[hit], face[hit], ov[hit]
-        seg_pred, seg_first = np.unique(pred, return_index=True)
+        pred, face, ov = pred[keep[hit]], face[keep[hit]], ov[hit]
+        seg_first = np.unique(pred, return_index=True)[1]
         best = np.maximum.reduceat(ov, seg_first)
         is_best = ov == np.repeat(best, np.diff(np.append(seg_first, len(ov))))
         first_pred, first_idx = np.unique(pred[is_best], return_index=True)
