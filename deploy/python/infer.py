@@ -1,0 +1,378 @@
+"""Standalone Paddle Inference predictor for an exported HAMBox model.
+
+Needs only paddlepaddle, numpy, opencv and pyyaml (not ppdet_hambox): the
+pre-processing comes from the export's ``infer_cfg.yml``.
+
+    python deploy/python/infer.py --model_dir output_inference/hambox \\
+        --image_file F | --image_dir D | --video_file V [--device cpu|gpu] \\
+        [--cpu_threads N] [--enable_mkldnn] [--run_mode paddle|trt_fp32|trt_fp16] \\
+        [--output_dir output] [--threshold 0.5] [--save_json] [--run_benchmark]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import yaml
+
+MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
+ONEDNN_PLACEMENT_PASS = 'onednn_placement_pass'
+
+
+# ----------------------------------------------------------------------------- pre-processing
+
+class Resize:
+    """``rule: fit``: the largest size that fits ``target_size`` [long, short]
+    in the image's own orientation; ``rule: cap``: original size, shrunk so
+    the long side is at most ``max_side``. Records the exact scale factor."""
+
+    def __init__(self, rule, target_size=(640, 480), max_side=0, interp='linear', **_):
+        if rule not in ('fit', 'cap'):
+            raise ValueError('{}: Resize.rule must be fit or cap, got {!r}'.format(INFER_CFG, rule))
+        if interp != 'linear':
+            raise ValueError('{}: Resize.interp {!r} is not supported (linear)'.format(INFER_CFG, interp))
+        self.rule, self.target_size, self.max_side = rule, list(target_size), max_side
+
+    def scale(self, height, width):
+        if self.rule == 'fit':
+            long_t, short_t = max(self.target_size), min(self.target_size)
+            return min(long_t / max(height, width), short_t / min(height, width))
+        return min(1.0, self.max_side / max(height, width)) if self.max_side > 0 else 1.0
+
+    def __call__(self, image, info):
+        height, width = image.shape[:2]
+        scale = self.scale(height, width)
+        new_h, new_w = max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+        if (new_h, new_w) != (height, width):
+            image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        info['im_shape'] = np.array([new_h, new_w], np.float32)
+        info['scale_factor'] = np.array([new_h / height, new_w / width], np.float32)
+        return image, info
+
+
+class NormalizeImage:
+    """``(image / 255 - mean) / std`` (no ``/ 255`` without ``is_scale``),
+    channels reversed first with ``to_rgb``."""
+
+    def __init__(self, mean, std, is_scale=True, to_rgb=True, **_):
+        scale = 1.0 / 255.0 if is_scale else 1.0
+        self.multiplier = (scale / np.asarray(std, np.float32)).astype(np.float32)
+        self.offset = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).astype(np.float32)
+        self.to_rgb = to_rgb
+
+    def __call__(self, image, info):
+        if self.to_rgb:
+            image = image[:, :, ::-1]
+        return image.astype(np.float32) * self.multiplier - self.offset, info
+
+
+class Permute:
+    def __init__(self, **_):
+        pass
+
+    def __call__(self, image, info):
+        return np.ascontiguousarray(image.transpose(2, 0, 1)), info
+
+
+class PadStride:
+    """Pad a CHW image at the bottom and right to multiples of ``stride``."""
+
+    def __init__(self, stride=0, fill_value=0.0, **_):
+        self.stride, self.fill_value = int(stride), float(fill_value)
+
+    def __call__(self, image, info):
+        if self.stride <= 0:
+            return image, info
+        channels, height, width = image.shape
+        new_h = -(-height // self.stride) * self.stride
+        new_w = -(-width // self.stride) * self.stride
+        if (new_h, new_w) != (height, width):
+            padded = np.full((channels, new_h, new_w), self.fill_value, np.float32)
+            padded[:, :height, :width] = image
+            image = padded
+        return image, info
+
+
+OPS = {'Resize': Resize, 'NormalizeImage': NormalizeImage, 'Permute': Permute, 'PadStride': PadStride}
+
+
+class PredictConfig:
+    """``infer_cfg.yml`` of an export: pre-processing ops, threshold, labels."""
+
+    def __init__(self, model_dir):
+        path = os.path.join(model_dir, INFER_CFG)
+        if not os.path.isfile(path):
+            raise FileNotFoundError('{} not found: export the model with tools/export.py'.format(path))
+        with open(path) as f:
+            cfg = yaml.safe_load(f)
+        for key in ('Preprocess', 'draw_threshold', 'label_list'):
+            if key not in cfg:
+                raise KeyError('{}: missing key {!r}'.format(path, key))
+        self.ops = []
+        for index, step in enumerate(cfg['Preprocess']):
+            step = dict(step)
+            kind = step.pop('type', None)
+            if kind not in OPS:
+                raise ValueError('{}: Preprocess[{}] has unknown type {!r} (known: {})'.format(
+                    path, index, kind, ', '.join(OPS)))
+            self.ops.append(OPS[kind](**step))
+        self.draw_threshold = float(cfg['draw_threshold'])
+        self.label_list = list(cfg['label_list'])
+        self.protocol = cfg.get('protocol', '')
+        self.arch = cfg.get('arch', '')
+
+    def preprocess(self, image):
+        info = {'im_shape': np.array(image.shape[:2], np.float32),
+                'scale_factor': np.ones(2, np.float32)}
+        for op in self.ops:
+            image, info = op(image, info)
+        return {'image': image[None].astype(np.float32),
+                'im_shape': info['im_shape'][None], 'scale_factor': info['scale_factor'][None]}
+
+
+# ----------------------------------------------------------------------------- predictor
+
+def tensorrt_available():
+    """(available, reason): TensorRT needs a CUDA build of Paddle compiled with it."""
+    import paddle
+    if not paddle.is_compiled_with_cuda():
+        return False, 'this Paddle build has no CUDA (TensorRT needs paddlepaddle-gpu built with TensorRT)'
+    version = paddle.inference.get_trt_compile_version()
+    if not any(version):
+        return False, 'this Paddle build was compiled without TensorRT'
+    return True, 'TensorRT {} (compiled in)'.format('.'.join(map(str, version)))
+
+
+def make_config(model_dir, device='cpu', cpu_threads=1, enable_mkldnn=False, run_mode='paddle',
+                trt_min_size=128, trt_max_size=1536):
+    import paddle.inference as paddle_infer
+    model_file, params_file = os.path.join(model_dir, MODEL_FILE), os.path.join(model_dir, PARAMS_FILE)
+    for path in (model_file, params_file):
+        if not os.path.isfile(path):
+            raise FileNotFoundError('{} not found (a Paddle 3 PIR export: model.json + model.pdiparams)'.format(path))
+    config = paddle_infer.Config(model_file, params_file)
+    if device == 'gpu':
+        import paddle
+        if not paddle.is_compiled_with_cuda():
+            raise RuntimeError('--device gpu: this Paddle build has no CUDA; use --device cpu')
+        config.enable_use_gpu(200, 0)
+    elif device == 'cpu':
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(cpu_threads)
+        # oneDNN is on by default on CPU; it is used only when asked for.
+        if enable_mkldnn:
+            config.enable_mkldnn()
+            # Paddle 3.3: oneDNN kernels placed by this pass fail on the
+            # neck's nearest_interp ("ConvertPirAttribute2RuntimeAttribute not
+            # support ArrayAttribute<DoubleAttribute>"); the oneDNN fusion
+            # passes still run without it.
+            config.delete_pass(ONEDNN_PLACEMENT_PASS)
+        else:
+            config.disable_mkldnn()
+    else:
+        raise ValueError('--device must be cpu or gpu, got {!r}'.format(device))
+    if run_mode != 'paddle':
+        ok, reason = tensorrt_available()
+        if not ok or device != 'gpu':
+            raise RuntimeError('--run_mode {} needs --device gpu and TensorRT: {}'.format(
+                run_mode, reason if not ok else 'device is {}'.format(device)))
+        precision = paddle_infer.PrecisionType.Half if run_mode == 'trt_fp16' else paddle_infer.PrecisionType.Float32
+        config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
+                                      precision_mode=precision, use_static=False, use_calib_mode=False)
+        config.set_trt_dynamic_shape_info(
+            {'image': [1, 3, trt_min_size, trt_min_size]}, {'image': [1, 3, trt_max_size, trt_max_size]},
+            {'image': [1, 3, 480, 640]})
+    config.switch_ir_optim(True)
+    return config
+
+
+class Detector:
+    """Runs an exported model: ``predict(image)`` -> ``[N, 5]`` (x1 y1 x2 y2
+    score, original pixels), with per-stage timings in ``self.times``."""
+
+    def __init__(self, model_dir, device='cpu', cpu_threads=1, enable_mkldnn=False, run_mode='paddle'):
+        import paddle.inference as paddle_infer
+        self.cfg = PredictConfig(model_dir)
+        self.predictor = paddle_infer.create_predictor(
+            make_config(model_dir, device, cpu_threads, enable_mkldnn, run_mode))
+        self.input_names = self.predictor.get_input_names()
+        self.times = {'preprocess': [], 'inference': [], 'postprocess': []}
+
+    def run(self, feeds):
+        """Raw outputs, by position: ``bbox [N, 6]``, ``bbox_num [B]``."""
+        for name in self.input_names:
+            if name not in feeds:
+                raise KeyError('the model takes input {!r}, which infer_cfg.yml pre-processing does not make'
+                               .format(name))
+            self.predictor.get_input_handle(name).copy_from_cpu(feeds[name])
+        self.predictor.run()
+        return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.predictor.get_output_names()]
+
+    def predict(self, image):
+        t0 = time.perf_counter()
+        feeds = self.cfg.preprocess(image)
+        t1 = time.perf_counter()
+        bbox, bbox_num = self.run(feeds)[:2]
+        t2 = time.perf_counter()
+        count = int(np.asarray(bbox_num).reshape(-1)[0])
+        bbox = np.asarray(bbox, np.float32).reshape(-1, 6)[:count]
+        dets = np.concatenate([bbox[:, 2:6], bbox[:, 1:2]], axis=1)
+        height, width = image.shape[:2]
+        dets[:, [0, 2]] = np.clip(dets[:, [0, 2]], 0, width)
+        dets[:, [1, 3]] = np.clip(dets[:, [1, 3]], 0, height)
+        t3 = time.perf_counter()
+        for key, seconds in zip(self.times, (t1 - t0, t2 - t1, t3 - t2)):
+            self.times[key].append(seconds)
+        return dets
+
+
+# ----------------------------------------------------------------------------- outputs
+
+def draw(image, dets, threshold):
+    out = image.copy()
+    thickness = max(1, int(round(max(out.shape[:2]) / 500)))
+    keep = dets[dets[:, 4] >= threshold]
+    for (x1, y1, x2, y2), score in zip(np.round(keep[:, :4]).astype(int).tolist(), keep[:, 4].tolist()):
+        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 0), thickness)
+        cv2.putText(out, '{:.2f}'.format(score), (x1, max(y1 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35 * thickness, (0, 255, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def to_records(dets, threshold, label, source):
+    keep = dets[dets[:, 4] >= threshold].astype(np.float64)
+    return [{'im_file': source, 'category': label, 'bbox': [x1, y1, x2 - x1, y2 - y1], 'score': s}
+            for x1, y1, x2, y2, s in keep.tolist()]
+
+
+def latency_summary(times):
+    """{stage: {mean, p50, p90} in milliseconds} plus the total per image."""
+    out = {}
+    stages = dict(times)
+    stages['total'] = [sum(v) for v in zip(*times.values())]
+    for stage, values in stages.items():
+        ms = np.asarray(values, np.float64) * 1000.0
+        out[stage] = {'mean': float(ms.mean()), 'p50': float(np.percentile(ms, 50)),
+                      'p90': float(np.percentile(ms, 90)), 'runs': int(len(ms))}
+    return out
+
+
+def format_latency(summary):
+    rows = ['{:<12}{:>10}{:>10}{:>10}'.format('stage (ms)', 'mean', 'p50', 'p90')]
+    rows += ['{:<12}{:>10.2f}{:>10.2f}{:>10.2f}'.format(k, v['mean'], v['p50'], v['p90'])
+             for k, v in summary.items()]
+    return '\n'.join(rows)
+
+
+def list_images(image_file, image_dir):
+    if image_file:
+        if not os.path.isfile(image_file):
+            raise FileNotFoundError('--image_file: no such file {}'.format(image_file))
+        return [image_file]
+    if not os.path.isdir(image_dir):
+        raise FileNotFoundError('--image_dir: no such folder {}'.format(image_dir))
+    images = sorted(os.path.join(image_dir, f) for f in os.listdir(image_dir)
+                    if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not images:
+        raise FileNotFoundError('--image_dir {} holds no image'.format(image_dir))
+    return images
+
+
+def run_images(detector, paths, args, threshold):
+    records = []
+    for path in paths:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise IOError('cannot read image {}'.format(path))
+        if args.run_benchmark:
+            for _ in range(args.warmup):
+                detector.predict(image)
+            for values in detector.times.values():
+                del values[len(values) - args.warmup:]
+            for _ in range(args.repeats):
+                dets = detector.predict(image)
+        else:
+            dets = detector.predict(image)
+        out_path = os.path.join(args.output_dir, os.path.basename(path))
+        cv2.imwrite(out_path, draw(image, dets, threshold))
+        records.extend(to_records(dets, threshold, detector.cfg.label_list[0], path))
+        print('{}: {} faces >= {:.2f} -> {}'.format(path, int((dets[:, 4] >= threshold).sum()), threshold, out_path))
+    return records
+
+
+def run_video(detector, path, args, threshold):
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise IOError('cannot open video {}'.format(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    out_path = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + '.mp4')
+    writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    records, frame_index = [], 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        dets = detector.predict(frame)
+        writer.write(draw(frame, dets, threshold))
+        records.extend(to_records(dets, threshold, detector.cfg.label_list[0], '{}#{}'.format(path, frame_index)))
+        frame_index += 1
+    capture.release()
+    writer.release()
+    print('{}: {} frames -> {}'.format(path, frame_index, out_path))
+    return records
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='HAMBox face detection with Paddle Inference.')
+    parser.add_argument('--model_dir', required=True, help='folder of model.json, model.pdiparams, infer_cfg.yml')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--image_file')
+    source.add_argument('--image_dir')
+    source.add_argument('--video_file')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
+    parser.add_argument('--cpu_threads', type=int, default=1)
+    parser.add_argument('--enable_mkldnn', action='store_true', help='use oneDNN on CPU')
+    parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES,
+                        help='trt_* need a GPU build of Paddle compiled with TensorRT')
+    parser.add_argument('--output_dir', default='output')
+    parser.add_argument('--threshold', type=float, help='lowest score kept (default: infer_cfg.yml draw_threshold)')
+    parser.add_argument('--save_json', action='store_true', help='write <output_dir>/bbox.json')
+    parser.add_argument('--run_benchmark', action='store_true',
+                        help='time pre-process, inference and post-process over repeated runs per image')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed runs per image with --run_benchmark')
+    parser.add_argument('--repeats', type=int, default=20, help='timed runs per image with --run_benchmark')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    detector = Detector(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.run_mode)
+    threshold = detector.cfg.draw_threshold if args.threshold is None else args.threshold
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.video_file:
+        records = run_video(detector, args.video_file, args, threshold)
+    else:
+        records = run_images(detector, list_images(args.image_file, args.image_dir), args, threshold)
+    if args.save_json:
+        json_path = os.path.join(args.output_dir, 'bbox.json')
+        with open(json_path, 'w') as f:
+            json.dump(records, f)
+        print('detections written to {}'.format(json_path))
+    if args.run_benchmark:
+        summary = latency_summary(detector.times)
+        print('latency over {} timed runs ({}, {} threads{}, run_mode {}):'.format(
+            summary['total']['runs'], args.device, args.cpu_threads,
+            ', oneDNN' if args.enable_mkldnn else '', args.run_mode))
+        print(format_latency(summary))
+        print(json.dumps({'latency_ms': summary}))
+    return records
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main() is not None else 1)
