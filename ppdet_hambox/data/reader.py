@@ -8,15 +8,16 @@ Usage::
         loader.batch_sampler.set_epoch(epoch)
         for batch in loader:
             skipped += batch.pop('num_skipped')
-            if not batch:                          # every image unreadable
+            if 'image' not in batch:               # every image unreadable
                 continue
             ...
 
 A batch is a dict of ``paddle.Tensor`` (see CONTRACTS.md, plus
 ``ori_shape`` int64 [B, 2]) and ``num_skipped``, the number of samples left
-out of it because their image could not be read (an int). ``im_id`` is the
-dataset index of each image, so ``dataset[im_id]`` gives its file, event and
-name.
+out of it because their image could not be read (an int, so B may be less
+than the batch size). When all were skipped the batch holds only
+``num_skipped`` and ``skipped_im_id`` (int64 [n]). ``im_id`` is the dataset
+index of each image, so ``dataset[im_id]`` gives its file, event and name.
 """
 import cv2
 import numpy as np
