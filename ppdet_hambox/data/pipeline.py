@@ -8,9 +8,10 @@ computes a sample. An image that cannot be read becomes a ``SkippedSample``
 (with a warning naming the file) and ``Collate`` leaves it out of the batch,
 counting it in ``num_skipped``.
 
-A batch whose samples were all skipped is ``{'num_skipped': n,
-'skipped_im_id': int64 [n]}``: Paddle's DataLoader ends the epoch at a batch
-holding no array, so the ids of the skipped images ride along as one.
+A batch whose samples were all skipped is ``{'num_skipped': n}`` with ``n``
+an int64 array of shape [1] (a Tensor out of the DataLoader), not an int:
+Paddle's DataLoader ends the epoch at a batch holding no array.
+``int(batch.pop('num_skipped'))`` reads both forms.
 """
 import logging
 
@@ -43,10 +44,10 @@ def sample_rng(seed, epoch, index):
 
 class SkippedSample:
     """Stands in for a sample whose image could not be read."""
-    __slots__ = ('im_file', 'im_id', 'reason')
+    __slots__ = ('im_file', 'reason')
 
-    def __init__(self, im_file, im_id, reason):
-        self.im_file, self.im_id, self.reason = im_file, im_id, reason
+    def __init__(self, im_file, reason):
+        self.im_file, self.reason = im_file, reason
 
 
 class TransformedDataset(paddle.io.Dataset):
@@ -72,15 +73,14 @@ class TransformedDataset(paddle.io.Dataset):
                 sample = op(sample, rng)
         except ImageReadError as err:
             logger.warning('skipping sample %d: %s', index, err)
-            return SkippedSample(sample.get('im_file'), sample.get('im_id', index), str(err))
+            return SkippedSample(sample.get('im_file'), str(err))
         return sample
 
 
 class Collate:
     """Samples -> batch dict of numpy arrays (``BATCH_KEYS`` present in every
     sample) plus ``num_skipped`` (int). Batch operators run first. A batch
-    whose samples were all skipped has only ``num_skipped`` and
-    ``skipped_im_id``."""
+    whose samples were all skipped has only ``num_skipped``, as an array."""
 
     def __init__(self, batch_transforms=()):
         self.batch_transforms = list(batch_transforms)
@@ -89,8 +89,7 @@ class Collate:
         samples = [item for item in items if not isinstance(item, SkippedSample)]
         num_skipped = len(items) - len(samples)
         if not samples:
-            return {'num_skipped': num_skipped,
-                    'skipped_im_id': np.array([item.im_id for item in items], dtype=np.int64)}
+            return {'num_skipped': np.array([num_skipped], dtype=np.int64)}
         for op in self.batch_transforms:
             samples = op(samples)
         batch = {}

@@ -7,8 +7,8 @@ Usage::
     for epoch in range(epochs):
         loader.batch_sampler.set_epoch(epoch)
         for batch in loader:
-            skipped += batch.pop('num_skipped')
-            if 'image' not in batch:               # every image unreadable
+            skipped += int(batch.pop('num_skipped'))
+            if not batch:                          # every image unreadable
                 continue
             ...
 
@@ -16,8 +16,9 @@ A batch is a dict of ``paddle.Tensor`` (see CONTRACTS.md, plus
 ``ori_shape`` int64 [B, 2]) and ``num_skipped``, the number of samples left
 out of it because their image could not be read (an int, so B may be less
 than the batch size). When all were skipped the batch holds only
-``num_skipped`` and ``skipped_im_id`` (int64 [n]). ``im_id`` is the dataset
-index of each image, so ``dataset[im_id]`` gives its file, event and name.
+``num_skipped``, then an int64 Tensor of shape [1] (Paddle's DataLoader ends
+the epoch at a batch without a Tensor). ``im_id`` is the dataset index of
+each image, so ``dataset[im_id]`` gives its file, event and name.
 """
 import cv2
 import numpy as np
