@@ -21,7 +21,6 @@ import yaml
 MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
-ONEDNN_PLACEMENT_PASS = 'onednn_placement_pass'
 
 
 # ----------------------------------------------------------------------------- pre-processing
@@ -167,11 +166,6 @@ def make_config(model_dir, device='cpu', cpu_threads=1, enable_mkldnn=False, run
         # oneDNN is on by default on CPU; it is used only when asked for.
         if enable_mkldnn:
             config.enable_mkldnn()
-            # Paddle 3.3: oneDNN kernels placed by this pass fail on the
-            # neck's nearest_interp ("ConvertPirAttribute2RuntimeAttribute not
-            # support ArrayAttribute<DoubleAttribute>"); the oneDNN fusion
-            # passes still run without it.
-            config.delete_pass(ONEDNN_PLACEMENT_PASS)
         else:
             config.disable_mkldnn()
     else:
