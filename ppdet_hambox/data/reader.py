@@ -27,7 +27,7 @@ from paddle.io import DataLoader, DistributedBatchSampler
 from ppdet_hambox.core.workspace import build_component_list, register
 from ppdet_hambox.data.pipeline import Collate, TransformedDataset
 
-__all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader']
+__all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader', 'init_worker']
 
 
 def _shuffle_seed(seed, epoch):
@@ -59,7 +59,7 @@ class EpochBatchSampler(DistributedBatchSampler):
             yield [(epoch, index) for index in batch]
 
 
-def _init_worker(worker_id):
+def init_worker(worker_id):
     # Parallelism comes from the workers; OpenCV threads would oversubscribe.
     cv2.setNumThreads(0)
 
@@ -93,7 +93,7 @@ class _Reader:
         sampler.set_epoch(epoch)
         return DataLoader(samples, batch_sampler=sampler, collate_fn=Collate(self.batch_transforms),
                           num_workers=self.num_workers, use_shared_memory=self.use_shared_memory,
-                          worker_init_fn=_init_worker if self.num_workers > 0 else None,
+                          worker_init_fn=init_worker if self.num_workers > 0 else None,
                           return_list=True)
 
     __call__ = build_loader

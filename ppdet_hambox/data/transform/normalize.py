@@ -1,4 +1,5 @@
 """Normalize to float32 and reorder to CHW."""
+import cv2
 import numpy as np
 
 from ppdet_hambox.core.workspace import register
@@ -22,10 +23,11 @@ class Normalize:
         self.to_rgb = to_rgb
 
     def __call__(self, sample, rng=None):
-        image = sample['image']
+        planes = cv2.split(sample['image'])  # per plane: much faster than broadcasting over HWC
         if self.to_rgb:
-            image = image[:, :, ::-1]
-        sample['image'] = image.astype(np.float32) * self.multiplier - self.offset
+            planes = planes[::-1]
+        sample['image'] = cv2.merge([plane.astype(np.float32) * m - o
+                                     for plane, m, o in zip(planes, self.multiplier, self.offset)])
         return sample
 
 

@@ -18,9 +18,10 @@ def _lut(values):
 class RandomDistort:
     """On uint8 BGR images. Brightness adds a delta in
     ``[-brightness_delta, brightness_delta]``, contrast multiplies by a factor
-    in ``contrast_range``, saturation scales the HSV saturation by a factor in
-    ``saturation_range``, hue shifts the hue by a delta in degrees in
-    ``[-hue_delta, hue_delta]``. Each is applied with probability ``prob``."""
+    in ``contrast_range``, saturation moves away from (factor > 1) or towards
+    (< 1) the grey image by a factor in ``saturation_range``, hue shifts the
+    HSV hue by a delta in degrees in ``[-hue_delta, hue_delta]``. Each is
+    applied with probability ``prob``."""
 
     def __init__(self, prob=0.5, brightness_delta=32.0, contrast_range=(0.5, 1.5),
                  saturation_range=(0.5, 1.5), hue_delta=18.0):
@@ -48,10 +49,10 @@ class RandomDistort:
         return cv2.LUT(image, _lut(_LEVELS * factor))
 
     def _saturation(self, image, rng):
+        # blend with the grey image: factor 0 is grey, 1 the image, > 1 more saturated
         factor = rng.uniform(*self.saturation_range)
-        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
-        hsv[:, :, 1] = cv2.LUT(hsv[:, :, 1], _lut(_LEVELS * factor))
-        return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+        grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        return cv2.addWeighted(image, factor, grey, 1.0 - factor, 0.0)
 
     def _hue(self, image, rng):
         # OpenCV stores 8-bit hue as degrees / 2 in [0, 180).

@@ -23,7 +23,7 @@ class RandomFlip:
             return sample
         image = sample['image']
         width = image.shape[1]
-        set_image(sample, np.ascontiguousarray(image[:, ::-1]))
+        set_image(sample, cv2.flip(image, 1))
         boxes, ignore = face_arrays(sample)
         flipped = boxes.copy()
         flipped[:, 0] = width - boxes[:, 2]
