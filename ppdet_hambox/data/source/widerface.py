@@ -26,10 +26,11 @@ _POWERS_OF_TEN = 10.0 ** np.arange(16)
 
 
 class WiderAnnotationError(ValueError):
-    """A malformed annotation file; the message names the file and line."""
+    """A malformed annotation file; the message names the file and line
+    (``line`` 0: the file as a whole)."""
 
     def __init__(self, path, line, message):
-        super().__init__('{}:{}: {}'.format(path, line, message))
+        super().__init__('{}:{}: {}'.format(path, line, message) if line else '{}: {}'.format(path, message))
         self.path, self.line = path, line
 
 
