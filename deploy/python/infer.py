@@ -219,6 +219,7 @@ class Detector:
         height, width = image.shape[:2]
         dets[:, [0, 2]] = np.clip(dets[:, [0, 2]], 0, width)
         dets[:, [1, 3]] = np.clip(dets[:, [1, 3]], 0, height)
+        dets = dets[(dets[:, 2] > dets[:, 0]) & (dets[:, 3] > dets[:, 1])]
         t3 = time.perf_counter()
         for key, seconds in zip(self.times, (t1 - t0, t2 - t1, t3 - t2)):
             self.times[key].append(seconds)
