@@ -1,0 +1,102 @@
+"""Ablation in the shape of the paper's Table 4 (and Table 1 rows) on the CPU demo.
+
+    python tools/ablate.py [-c configs/demo/hambox_demo.yml] [--rows baseline,sms,...]
+                           [--max-iters 600] [--seed 42] [--output-dir output/ablation]
+                           [--json F] [--md F] [-o key=value ...]
+
+Every row trains the same config under the same seed and iteration budget,
+with the row's anchor ratio, matching strategy and loss (see
+``ppdet_hambox.analysis.ablation.ROWS``), then runs the config's evaluation.
+Numbers on the demo dataset are not WIDER FACE numbers.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+import ppdet_hambox.components  # noqa: E402,F401
+from ppdet_hambox.analysis.ablation import ROWS, format_table, run_row  # noqa: E402
+from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
+from ppdet_hambox.engine.demo_job import ensure_dataset  # noqa: E402
+
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml')
+
+
+def parse_rows(text):
+    rows = [r.strip() for r in text.split(',') if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown or not rows:
+        raise argparse.ArgumentTypeError('unknown row(s) {}; choose from {}'.format(
+            ', '.join(unknown) or '(none)', ','.join(ROWS)))
+    return rows
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('-c', '--config', default=DEFAULT_CONFIG)
+    parser.add_argument('-o', '--opt', nargs='*', default=[], help='overrides for every row')
+    parser.add_argument('--rows', type=parse_rows, default=list(ROWS),
+                        help='comma-separated rows (default: {})'.format(','.join(ROWS)))
+    parser.add_argument('--max-iters', type=int, default=600, help='training iterations per row')
+    parser.add_argument('--keep-schedule', action='store_true',
+                        help='keep the LR milestones/warm-up as configured (default: scale them '
+                             'to --max-iters)')
+    parser.add_argument('--seed', type=int, help='seed of every row (default: the config\'s)')
+    parser.add_argument('--protocol', help='evaluation protocol (default: the config\'s eval_protocol)')
+    parser.add_argument('--output-dir', default='output/ablation')
+    parser.add_argument('--json', help='write all rows as JSON (default <output-dir>/ablation.json)')
+    parser.add_argument('--md', help='write the Markdown table (default <output-dir>/ablation.md)')
+    parser.add_argument('--no-generate', action='store_true',
+                        help='do not generate the demo dataset when TrainDataset.dataset_dir is missing')
+    return parser
+
+
+def ensure_demo_data(config, overrides):
+    cfg = load_config(config, overrides)
+    dataset_dir = (cfg.get('TrainDataset') or {}).get('dataset_dir')
+    if dataset_dir and not os.path.isdir(dataset_dir):
+        ensure_dataset(dataset_dir, seed=0, num_train=240, num_val=60)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.max_iters < 1:
+        parser.error('--max-iters must be >= 1')
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    try:
+        overrides = parse_overrides(args.opt)
+        if not args.no_generate:
+            ensure_demo_data(args.config, overrides)
+        rows = []
+        for name in args.rows:
+            rows.append(run_row(args.config, name, args.max_iters, args.output_dir, args.seed, overrides,
+                                scale_schedule=not args.keep_schedule, protocol=args.protocol))
+    except ConfigError as err:
+        print('error: {}'.format(err), file=sys.stderr)
+        return 2
+    note = ('config {}, {} iterations per row, seed {}; evaluated on the config\'s EvalDataset '
+            '({} protocol). "paper" columns: WIDER FACE val AP from the paper, for reference only.'.format(
+                args.config, args.max_iters, rows[0]['seed'], rows[0]['protocol']))
+    print(note)
+    print(format_table(rows))
+    json_path = args.json or os.path.join(args.output_dir, 'ablation.json')
+    md_path = args.md or os.path.join(args.output_dir, 'ablation.md')
+    for path in (json_path, md_path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(json_path, 'w', encoding='utf-8') as f:
+        json.dump({'config': args.config, 'max_iters': args.max_iters, 'rows': rows}, f, indent=1)
+    with open(md_path, 'w', encoding='utf-8') as f:
+        f.write(note + '\n\n' + format_table(rows, markdown=True) + '\n')
+    print('wrote', json_path, 'and', md_path)
+    return rows
+
+
+if __name__ == '__main__':
+    result = main()
+    sys.exit(result if isinstance(result, int) else 0)
