@@ -10,7 +10,7 @@ from drawn_faces import COLOURS, colour_extent, draw_faces, random_face_image
 from ppdet_hambox.core.workspace import build_component_list
 from ppdet_hambox.data.pipeline import sample_rng
 from ppdet_hambox.data.transform.batch_operators import PadBatch, PadGT
-from ppdet_hambox.data.transform.crop import DataAnchorSampling, RandomSquareCrop, sample_face_size
+from ppdet_hambox.data.transform.crop import DataAnchorSampling, RandomSquareCrop, _window_start, sample_face_size
 from ppdet_hambox.data.transform.geometry import apply_crop
 from ppdet_hambox.data.transform.normalize import Normalize, Permute
 from ppdet_hambox.data.transform.photometric import RandomDistort
@@ -158,6 +158,20 @@ def test_data_anchor_sampling_face_size_distribution():
     cdf, _ = analytic_cdf(40, ANCHORS)
     assert stats.kstest(np.array(sizes), cdf).pvalue > 1e-3
     assert 8 * 0.99 <= min(sizes) and max(sizes) <= 128 * 1.01
+
+
+def test_data_anchor_sampling_faces_on_the_image_border():
+    # float32 edges a hair past the scaled image edge (found by the benchmark)
+    start = _window_start(np.float32(4057.0122), np.float32(4088.9573), 4088.957157216599, 640,
+                          np.random.default_rng(0))
+    assert 4088.9573 - 640 <= start <= 4057.0122
+    boxes = [[0, 0, 13, 11], [118, 86, 131, 97]]
+    image = draw_faces(97, 131, boxes)
+    op = DataAnchorSampling(prob=1.0, target_size=64, min_size=0.0)
+    for seed in range(200):
+        out = op(make_sample(image, boxes), sample_rng(seed, 0, 0))
+        assert len(out['gt_bbox']) >= 1
+        check_boxes_on_faces(out, COLOURS[:2], min_side=4)
 
 
 def test_data_anchor_sampling_falls_through():

@@ -34,6 +34,8 @@ def _window_start(lo_edge, hi_edge, extent, window, rng):
     face ``[lo_edge, hi_edge]`` (or, for a face longer than the window, its
     centre), and that lies inside ``[0, extent]`` or contains it when the
     image is the shorter of the two."""
+    # Python floats: a float32 edge would round the comparisons below (NEP 50)
+    lo_edge, hi_edge, extent, window = float(lo_edge), float(hi_edge), float(extent), float(window)
     if hi_edge - lo_edge <= window:
         face_lo, face_hi = hi_edge - window, lo_edge
     else:
@@ -75,8 +77,8 @@ class DataAnchorSampling:
         boxes, _ = face_arrays(sample)
         if rng.random() >= self.prob or len(boxes) == 0:
             return self.fallback(sample, rng) if self.fallback is not None else sample
-        face = boxes[int(rng.integers(len(boxes)))]
-        size = math.sqrt(float(face[2] - face[0]) * float(face[3] - face[1]))
+        face = boxes[int(rng.integers(len(boxes)))].astype(np.float64)
+        size = math.sqrt((face[2] - face[0]) * (face[3] - face[1]))
         target, _ = sample_face_size(size, rng, self.anchor_sizes, self.size_range)
         scale = target / size
         h, w = sample['image'].shape[:2]
