@@ -10,7 +10,7 @@ import paddle
 
 from ppdet_hambox.core.workspace import register
 
-__all__ = ['bbox_area', 'bbox_iou', 'BoxCoder', 'IOU_EPS']
+__all__ = ['bbox_area', 'bbox_iou', 'aligned_iou', 'BoxCoder', 'IOU_EPS']
 
 IOU_EPS = 1e-10
 """Lower bound of an IoU's union, so two empty boxes have IoU 0, not NaN."""
@@ -25,24 +25,49 @@ def bbox_area(boxes):
     return w * h
 
 
+def _same_shape(x, y):
+    """``x`` and ``y`` expanded to their broadcast shape. Paddle's CPU
+    kernels for broadcasting binary ops are about 10x slower than an
+    ``expand`` followed by the plain op, and IoU matrices are big. Static
+    graphs (unknown sizes) keep implicit broadcasting."""
+    if not paddle.in_dynamic_mode() or x.shape == y.shape:
+        return x, y
+    shape = paddle.broadcast_shape(x.shape, y.shape)
+    return x.expand(shape), y.expand(shape)
+
+
+def aligned_iou(a, b):
+    """IoU of ``a[..., i]`` with ``b[..., i]`` (shapes broadcast), ``[..., 4]`` -> ``[...]``.
+
+    The arithmetic order is fixed (``inter / max(area_a + area_b - inter,
+    IOU_EPS)``) and shared with ``bbox_iou``, so an IoU computed pair by pair
+    equals the matrix entry bit for bit (and the NumPy reference in the tests
+    reproduces both).
+    """
+    ax1, ay1, ax2, ay2 = paddle.unbind(a, axis=-1)
+    bx1, by1, bx2, by2 = paddle.unbind(b, axis=-1)
+    area_a, area_b = _same_shape(bbox_area(a), bbox_area(b))
+    ax1, bx1 = _same_shape(ax1, bx1)
+    ay1, by1 = _same_shape(ay1, by1)
+    ax2, bx2 = _same_shape(ax2, bx2)
+    ay2, by2 = _same_shape(ay2, by2)
+    iw = paddle.clip(paddle.minimum(ax2, bx2) - paddle.maximum(ax1, bx1), min=0)
+    ih = paddle.clip(paddle.minimum(ay2, by2) - paddle.maximum(ay1, by1), min=0)
+    inter = iw * ih
+    union = area_a + area_b - inter
+    return inter / paddle.clip(union, min=IOU_EPS)
+
+
 def bbox_iou(a, b):
     """IoU of every box of ``a`` with every box of ``b``.
 
     ``a [N, 4]`` x ``b [M, 4]`` -> ``[N, M]``; batched ``a [B, N, 4]`` x
-    ``b [B, M, 4]`` -> ``[B, N, M]``. The arithmetic order is fixed
-    (``inter / max(area_a + area_b - inter, IOU_EPS)``) so that the slow NumPy
-    reference in the tests reproduces it bit for bit.
+    ``b [B, M, 4]`` -> ``[B, N, M]`` (a batch dimension of 1 broadcasts).
     """
     if a.ndim != b.ndim or a.ndim not in (2, 3) or a.shape[-1] != 4 or b.shape[-1] != 4:
         raise ValueError('bbox_iou takes [N, 4] x [M, 4] or [B, N, 4] x [B, M, 4] boxes, '
                          'got {} and {}'.format(a.shape, b.shape))
-    a = a.unsqueeze(-2)  # [..., N, 1, 4]
-    b = b.unsqueeze(-3)  # [..., 1, M, 4]
-    iw = paddle.clip(paddle.minimum(a[..., 2], b[..., 2]) - paddle.maximum(a[..., 0], b[..., 0]), min=0)
-    ih = paddle.clip(paddle.minimum(a[..., 3], b[..., 3]) - paddle.maximum(a[..., 1], b[..., 1]), min=0)
-    inter = iw * ih
-    union = bbox_area(a) + bbox_area(b) - inter
-    return inter / paddle.clip(union, min=IOU_EPS)
+    return aligned_iou(a.unsqueeze(-2), b.unsqueeze(-3))
 
 
 @register

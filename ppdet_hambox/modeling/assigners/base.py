@@ -6,13 +6,14 @@ labels 1 step-one positive, 2 compensated (HAMBox), 0 background,
 -1 ignored; ``gt_index`` the face of labels 1 and 2, else -1; ``quality``
 the IoU of the decoded box with its face (labels 1, 2), the best IoU over
 faces otherwise, 0 in an image without faces. Padded faces (``gt_mask`` 0)
-are never assigned. Nothing here carries gradient.
+are never assigned. Nothing here carries gradient. Thresholds compare in
+float32, like the IoUs.
 """
 import numpy as np
 import paddle
 
 from ppdet_hambox.modeling.assigners.matching import (
-    assigned_quality, count_per_face, face_anchor_iou, serial_compensate, standard_match)
+    assigned_quality, count_per_face, empty_padding, scan_iou, serial_compensate)
 
 __all__ = ['AnchorAssigner', 'check_fraction']
 
@@ -38,9 +39,16 @@ def _check_shape(tensor, ndim, name, what):
 
 
 class AnchorAssigner:
-    """Subclasses implement ``match``; ``ignore`` is optional."""
+    """Subclasses implement ``match``; ``ignore`` is optional.
+
+    ``anchor_pair_iou`` / ``pred_pair_iou``: when set, the scan of the
+    anchor (decoded-box) IoU also collects the (anchor, face) pairs above
+    that IoU, the candidates of a compensation step.
+    """
 
     needs_pred_boxes = False
+    anchor_pair_iou = None
+    pred_pair_iou = None
 
     def __init__(self, pos_iou=0.35):
         self.pos_iou = check_fraction(type(self).__name__, 'pos_iou', pos_iou, low_open=True)
@@ -71,16 +79,22 @@ class AnchorAssigner:
             return self._assign(anchors.detach(), pred_boxes, gt_bbox.detach(), gt_mask > 0.5)
 
     def _assign(self, anchors, pred_boxes, gt_bbox, valid):
-        iou_anchor = face_anchor_iou(anchors, gt_bbox, valid)
-        iou_pred = None if pred_boxes is None else face_anchor_iou(pred_boxes, gt_bbox, valid)
-        _, best_face, positive = standard_match(iou_anchor, self.pos_iou)
-        labels, gt_index = self.match(iou_anchor, iou_pred, valid, best_face, positive)
-        quality = assigned_quality(iou_anchor if iou_pred is None else iou_pred, gt_index)
+        gt_bbox = empty_padding(gt_bbox, valid)
+        by_anchor = scan_iou(anchors, gt_bbox, self.anchor_pair_iou, with_face=True)
+        by_pred = None if pred_boxes is None else scan_iou(pred_boxes, gt_bbox, self.pred_pair_iou)
+        positive = by_anchor['best'] >= self.pos_iou
+        labels, gt_index = self.match(by_anchor, by_pred, valid, by_anchor['face'], positive)
+        if pred_boxes is None:
+            quality = assigned_quality(anchors, gt_bbox, gt_index, by_anchor['best'])
+        else:
+            quality = assigned_quality(pred_boxes, gt_bbox, gt_index, by_pred['best'])
         labels = self.ignore(labels, quality)
         return dict(labels=labels, gt_index=gt_index, quality=quality.astype('float32'))
 
-    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
-        """``(labels, gt_index)`` from the IoU matrices and the SMS first step."""
+    def match(self, by_anchor, by_pred, valid, best_face, positive):
+        """``(labels, gt_index)`` from the IoU scans (see ``scan_iou``) and the
+        SMS first step: ``best_face`` and ``positive`` (best IoU >= pos_iou;
+        ties between faces go to the lower index)."""
         raise NotImplementedError
 
     def ignore(self, labels, quality):
@@ -91,15 +105,14 @@ class AnchorAssigner:
         labels = positive.astype('int64')
         return labels, paddle.where(positive, best_face, paddle.full_like(best_face, -1))
 
-    def compensate(self, score, threshold, quota, positive):
-        """Anchors for faces with ``quota > 0``: not step-one positive, score
-        above ``threshold``, given face by face in annotation order (see
+    def compensate(self, scan, quota, positive):
+        """Anchors for faces with ``quota > 0`` among the pairs of ``scan``,
+        skipping step-one positives, face by face in annotation order (see
         ``serial_compensate``). Returns ``owner [B, A]``."""
         if not bool(quota.any()):
             self.stats['rounds'] = 0
             return paddle.full(positive.shape, -1, dtype='int64')
-        candidate = (quota > 0).unsqueeze(-1) & (score > threshold) & ~positive.unsqueeze(1)
-        owner, rounds = serial_compensate(score, candidate, quota)
+        owner, rounds = serial_compensate(scan['pairs'], scan['scores'], quota, positive)
         self.stats['rounds'] = rounds
         return owner
 

@@ -17,11 +17,13 @@ class DMSAssigner(AnchorAssigner):
     earlier face, the later one takes its next best). Second-step anchors are
     ordinary positives (label 1): label 2 is reserved for online mining."""
 
+    anchor_pair_iou = 0.0
+
     def __init__(self, pos_iou=0.35):
         super().__init__(pos_iou)
 
-    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+    def match(self, by_anchor, by_pred, valid, best_face, positive):
         matched = self.face_counts(best_face, positive, valid)
         quota = paddle.where(valid & (matched == 0), paddle.ones_like(matched), paddle.zeros_like(matched))
-        owner = self.compensate(iou_anchor, 0.0, quota, positive)
+        owner = self.compensate(by_anchor, quota, positive)
         return combine_labels(positive, best_face, owner, compensated_label=1)

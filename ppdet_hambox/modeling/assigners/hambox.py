@@ -30,13 +30,14 @@ class HAMBoxAssigner(AnchorAssigner):
             raise ValueError('HAMBoxAssigner.K must be a non-negative integer, got {!r}'.format(K))
         self.K = K
         self.T = check_fraction('HAMBoxAssigner', 'T', T)
+        self.pred_pair_iou = self.T
         self.ignore_iou = check_fraction('HAMBoxAssigner', 'ignore_iou', ignore_iou,
                                          high=float('inf'), low_open=True)
 
-    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+    def match(self, by_anchor, by_pred, valid, best_face, positive):
         matched = self.face_counts(best_face, positive, valid)
         quota = paddle.where(valid & (matched < self.K), self.K - matched, paddle.zeros_like(matched))
-        owner = self.compensate(iou_pred, self.T, quota, positive)
+        owner = self.compensate(by_pred, quota, positive)
         return combine_labels(positive, best_face, owner, compensated_label=COMPENSATED)
 
     def ignore(self, labels, quality):

@@ -1,36 +1,72 @@
 """Batched, vectorised building blocks shared by the anchor assigners.
 
-Shapes: ``B`` images, ``G`` (padded) faces, ``A`` anchors. Face-anchor IoU
-matrices are ``[B, G, A]`` with padded faces set to ``-1`` so that they can
-never win a maximum or pass a threshold.
+Shapes: ``B`` images, ``A`` anchors, ``G`` (padded) faces. Padded faces are
+turned into empty boxes first: an empty box has IoU exactly 0 with
+everything, so it can never pass a positive threshold (all are > 0) and the
+big IoU matrix needs no masking pass.
+
+The ``[B, A, G]`` IoU matrices are never kept whole: ``scan_iou`` walks the
+anchors in tiles and keeps only what the assigners need (per-anchor best
+IoU and face, and the few (anchor, face) pairs above a threshold). On CPU a
+tile is kept near ``CPU_TILE_ELEMENTS`` values so its buffers are reused
+from the allocator instead of being page-faulted in for every op (that was
+2-5x slower); elsewhere one tile covers everything.
 """
 import paddle
 
-from ppdet_hambox.modeling.box_coder import bbox_iou
+from ppdet_hambox.modeling.box_coder import aligned_iou
 
-__all__ = ['face_anchor_iou', 'standard_match', 'count_per_face', 'serial_compensate',
-           'combine_labels', 'assigned_quality']
+__all__ = ['empty_padding', 'scan_iou', 'count_per_face', 'serial_compensate', 'combine_labels',
+           'assigned_quality', 'CPU_TILE_ELEMENTS']
 
-PADDED_IOU = -1.0
+CPU_TILE_ELEMENTS = 1 << 18
 
 
-def face_anchor_iou(boxes, gt_bbox, valid):
-    """IoU ``[B, G, A]`` of faces ``gt_bbox [B, G, 4]`` with ``boxes`` (``[A, 4]``
-    shared anchors or ``[B, A, 4]`` decoded boxes); padded faces get -1."""
+def empty_padding(gt_bbox, valid):
+    """``gt_bbox`` with padded faces replaced by the empty box (0, 0, 0, 0)."""
+    return gt_bbox * valid.unsqueeze(-1).astype(gt_bbox.dtype)
+
+
+def _anchor_tiles(batch, num_anchors, num_faces):
+    if not paddle.get_device().startswith('cpu'):
+        return [(0, num_anchors)]
+    step = max(1, CPU_TILE_ELEMENTS // max(1, batch * num_faces))
+    return [(start, min(start + step, num_anchors)) for start in range(0, num_anchors, step)]
+
+
+def scan_iou(boxes, gt_bbox, threshold=None, with_face=False):
+    """One pass over the IoU of ``boxes`` (``[A, 4]`` shared or ``[B, A, 4]``)
+    with the faces ``gt_bbox [B, G, 4]``.
+
+    Returns a dict with ``best [B, A]`` (max IoU over faces, 0 without
+    faces); ``face [B, A]`` (its face, ties: the lower index) if
+    ``with_face``; and if ``threshold`` is given, ``pairs [P, 3]`` int64
+    ``(image, anchor, face)`` with IoU > threshold, anchors ascending inside
+    each (image, face), and their ``scores [P]``.
+    """
     if boxes.ndim == 2:
         boxes = boxes.unsqueeze(0)
-    iou = bbox_iou(gt_bbox, boxes)
-    return paddle.where(valid.unsqueeze(-1), iou, paddle.full([], PADDED_IOU, iou.dtype))
-
-
-def standard_match(iou, pos_iou):
-    """SMS: every anchor takes its highest-IoU face (ties: the lower face
-    index, which is what ``argmax`` returns) and is positive when that IoU is
-    at least ``pos_iou``. Returns ``best_iou [B, A]``, ``best_face [B, A]``,
-    ``positive [B, A]``."""
-    best_iou = iou.max(axis=1)
-    best_face = iou.argmax(axis=1)
-    return best_iou, best_face, best_iou >= pos_iou
+    batch, num_faces = gt_bbox.shape[0], gt_bbox.shape[1]
+    num_anchors = boxes.shape[1]
+    faces = gt_bbox.unsqueeze(1)  # [B, 1, G, 4]
+    best, face, pairs, scores = [], [], [], []
+    for start, end in _anchor_tiles(batch, num_anchors, num_faces):
+        iou = aligned_iou(boxes[:, start:end].unsqueeze(2), faces)  # [B, a, G]
+        best.append(iou.max(axis=-1))
+        if with_face:
+            face.append(iou.argmax(axis=-1))
+        if threshold is not None:
+            found = paddle.nonzero(iou > threshold)
+            if found.shape[0] > 0:
+                scores.append(paddle.gather_nd(iou, found))
+                pairs.append(found + paddle.to_tensor([0, start, 0], dtype='int64'))
+    out = dict(best=paddle.concat(best, axis=1))
+    if with_face:
+        out['face'] = paddle.concat(face, axis=1)
+    if threshold is not None:
+        out['pairs'] = paddle.concat(pairs) if pairs else paddle.zeros([0, 3], dtype='int64')
+        out['scores'] = paddle.concat(scores) if scores else paddle.zeros([0], dtype=boxes.dtype)
+    return out
 
 
 def count_per_face(face, selected, num_faces):
@@ -52,14 +88,15 @@ def _segment_rank(flags, segment_start):
     return running - paddle.gather(before, segment_start)
 
 
-def serial_compensate(score, candidate, quota):
+def serial_compensate(pairs, scores, quota, blocked):
     """Give faces extra anchors exactly as a sequential greedy pass would.
 
     The sequential rule (HAMBox Algorithm 1, DMS and NAMS second steps):
     visit the faces in annotation order; face ``i`` walks its candidate
-    anchors (``candidate[b, i, a]``) by ``score`` descending, ties by the
-    lower anchor index, skips anchors an earlier face already took, and
-    takes anchors until it holds ``quota[b, i]`` of them.
+    anchors (the ``pairs`` of face ``i``, all above the strategy's
+    threshold) by score descending, ties by the lower anchor index, skips
+    ``blocked`` anchors (step-one positives) and anchors an earlier face
+    already took, and takes anchors until it holds ``quota[b, i]`` of them.
 
     Vectorised form. Let ``x_i`` be the set face ``i`` takes. The rule is
     ``x_i = f_i(x_1 .. x_{i-1})``: face ``i`` takes its first ``quota_i``
@@ -74,24 +111,29 @@ def serial_compensate(score, candidate, quota):
     fixed point (faces 1, 2, ... are pinned one after the other). We stop at
     the first round that changes nothing, so the result is exact, and the
     loop runs ``L + 1`` rounds. ``L`` is 1 when no two faces share a
-    candidate (the common case) and is bounded by the number of faces in a
-    cluster of heavily overlapping faces, never by the image's face count as
-    such; each round is a few O(P) ops over the ``P`` (face, candidate
-    anchor) pairs.
+    candidate and is bounded by the size of a cluster of heavily
+    overlapping faces, not by the image's face count; each round is a few
+    O(P) ops over the ``P`` (face, candidate anchor) pairs.
 
+    Args: ``pairs [P, 3]`` (image, anchor, face) and ``scores [P]`` from
+    ``scan_iou``, ``quota [B, G]`` int64, ``blocked [B, A]`` bool.
     Returns ``owner [B, A]`` (the face that took the anchor, -1 for none)
     and the number of rounds run.
     """
-    batch, num_faces, num_anchors = candidate.shape
+    batch, num_faces = quota.shape
+    num_anchors = blocked.shape[1]
     owner = paddle.full([batch * num_anchors], -1, dtype='int64')
-    pairs = paddle.nonzero(candidate)  # row-major: face-major, anchor ascending
-    if pairs.shape[0] == 0:
+    face = pairs[:, 0] * num_faces + pairs[:, 2]
+    anchor = pairs[:, 0] * num_anchors + pairs[:, 1]
+    if pairs.shape[0] > 0:
+        wanted = (paddle.gather(quota.flatten(), face) > 0) & ~paddle.gather(blocked.flatten(), anchor)
+        face, anchor = paddle.masked_select(face, wanted), paddle.masked_select(anchor, wanted)
+        scores = paddle.masked_select(scores, wanted)
+    if face.shape[0] == 0:
         return owner.reshape([batch, num_anchors]), 0
-    face = pairs[:, 0] * num_faces + pairs[:, 1]
-    anchor = pairs[:, 0] * num_anchors + pairs[:, 2]
-    pair_score = paddle.gather_nd(score, pairs)
     # order the pairs by (face, score descending, anchor): two stable sorts
-    order = paddle.argsort(-pair_score, stable=True)
+    # (the pairs start in anchor order inside each face)
+    order = paddle.argsort(-scores, stable=True)
     order = paddle.gather(order, paddle.argsort(paddle.gather(face, order), stable=True))
     face = paddle.gather(face, order)
     anchor = paddle.gather(anchor, order)
@@ -103,8 +145,7 @@ def serial_compensate(score, candidate, quota):
     back = paddle.argsort(by_anchor)
     anchor_sorted = paddle.gather(anchor, by_anchor)
     anchor_count = paddle.bincount(anchor_sorted, minlength=batch * num_anchors)
-    anchor_first = paddle.cumsum(anchor_count) - anchor_count
-    anchor_start = paddle.gather(anchor_first, anchor_sorted)
+    anchor_start = paddle.gather(paddle.cumsum(anchor_count) - anchor_count, anchor_sorted)
 
     take = paddle.zeros_like(face, dtype='bool')
     rounds = 0
@@ -135,9 +176,11 @@ def combine_labels(positive, best_face, owner, compensated_label):
     return labels, gt_index
 
 
-def assigned_quality(iou, gt_index):
-    """IoU with the assigned face where there is one, else the best IoU over
-    faces, 0 where an image has no face."""
-    best = paddle.clip(iou.max(axis=1), min=0)
-    own = paddle.take_along_axis(iou, paddle.clip(gt_index, min=0).unsqueeze(1), axis=1).squeeze(1)
+def assigned_quality(boxes, gt_bbox, gt_index, best):
+    """IoU of each box (``[A, 4]`` or ``[B, A, 4]``) with its assigned face,
+    else ``best`` (the best IoU over faces, 0 without faces). Computed pair by
+    pair with the same arithmetic as the matrix, so it equals its entry."""
+    batch, num_anchors = gt_index.shape
+    index = paddle.clip(gt_index, min=0).unsqueeze(-1).expand([batch, num_anchors, 4])
+    own = aligned_iou(boxes, paddle.take_along_axis(gt_bbox, index, axis=1))
     return paddle.where(gt_index >= 0, own, best)

@@ -19,13 +19,13 @@ class NAMSAssigner(AnchorAssigner):
     def __init__(self, pos_iou=0.35, cand_iou=0.1):
         super().__init__(pos_iou)
         self.cand_iou = check_fraction('NAMSAssigner', 'cand_iou', cand_iou, high=self.pos_iou)
+        self.anchor_pair_iou = self.cand_iou
 
-    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+    def match(self, by_anchor, by_pred, valid, best_face, positive):
         matched = self.face_counts(best_face, positive, valid)
-        matched = paddle.where(valid, matched, paddle.zeros_like(matched))
         faces = valid.astype('int64').sum(axis=1, keepdim=True)
         # round(total / faces) half up, in integers
         target = (2 * matched.sum(axis=1, keepdim=True) + faces) // paddle.clip(2 * faces, min=1)
         quota = paddle.where(valid & (matched < target), target - matched, paddle.zeros_like(matched))
-        owner = self.compensate(iou_anchor, self.cand_iou, quota, positive)
+        owner = self.compensate(by_anchor, quota, positive)
         return combine_labels(positive, best_face, owner, compensated_label=1)

@@ -13,5 +13,5 @@ class SMSAssigner(AnchorAssigner):
     def __init__(self, pos_iou=0.35):
         super().__init__(pos_iou)
 
-    def match(self, iou_anchor, iou_pred, valid, best_face, positive):
+    def match(self, by_anchor, by_pred, valid, best_face, positive):
         return self.step_one(best_face, positive)
