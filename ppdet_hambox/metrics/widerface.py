@@ -130,7 +130,7 @@ class GroundTruth:
             raise KeyError('events not in {}: {}'.format(self.gt_dir, sorted(unknown)))
         ev_idx = np.array([self.events.index(e) for e in keep_events])
         images = np.flatnonzero(np.isin(self.image_event, ev_idx))
-        face_idx = _ranges(self.offsets[images], self.offsets[images + 1])
+        face_idx = concat_ranges(self.offsets[images], self.offsets[images + 1])
         counts = self.offsets[images + 1] - self.offsets[images]
         remap = np.full(len(self.events), -1)
         remap[ev_idx] = np.arange(len(ev_idx))
@@ -154,7 +154,7 @@ class Predictions:
     issues: list = field(default_factory=list)
 
 
-def _ranges(starts, stops):
+def concat_ranges(starts, stops):
     """Concatenation of arange(starts[i], stops[i]) over i, without a Python loop."""
     counts = np.asarray(stops - starts, dtype=np.int64)
     total = int(counts.sum())
@@ -496,7 +496,7 @@ def _match(gt, image, corners, mode):
     for a, b in zip(bounds[:-1], bounds[1:]):
         counts = n_faces[a:b]
         pred = np.repeat(np.arange(a, b), counts)
-        face = _ranges(starts[a:b], starts[a:b] + counts)
+        face = concat_ranges(starts[a:b], starts[a:b] + counts)
         keep, ov = _pair_overlap(face, pred, f, p, mode)
         hit = np.flatnonzero(ov >= IOU_THRESH)
         if hit.size == 0:
