@@ -1,0 +1,112 @@
+"""The main job on the embedded demo dataset: generate, train, evaluate,
+export, serve. ``make demo`` (``tools/demo.py``) runs it.
+
+Every stage uses the same entry points a user would: the dataset generator,
+``Trainer``, ``run_evaluation`` (official WIDER FACE protocol), ``export_model``
+and the standalone Paddle Inference script ``deploy/python/infer.py`` (run
+as a subprocess, as users run it). The summary goes to
+``<output_dir>/report.json``.
+"""
+import glob
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from ppdet_hambox.core.workspace import load_config
+from ppdet_hambox.data.source import demo as demo_source
+from ppdet_hambox.engine.evaluator import run_evaluation
+from ppdet_hambox.engine.export import export_model
+from ppdet_hambox.engine.trainer import Trainer
+from ppdet_hambox.utils.weights import load_weights
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEPLOY_SCRIPT = os.path.join(REPO_ROOT, 'deploy', 'python', 'infer.py')
+
+
+def ensure_dataset(dataset_dir, seed, num_train, num_val):
+    """Generate the demo dataset unless the same one (seed and sizes) is there."""
+    marker = os.path.join(dataset_dir, demo_source.MARKER)
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            previous = json.load(f)
+        if (previous.get('seed'), previous.get('num_train'), previous.get('num_val')) == (seed, num_train, num_val):
+            logger.info('demo dataset already at %s (seed %d)', dataset_dir, seed)
+            return dict(previous['summary'], **previous.get('details', {}))
+    start = time.time()
+    summary = demo_source.generate(dataset_dir, seed=seed, num_train=num_train, num_val=num_val)
+    logger.info('generated the demo dataset in %.1f s at %s', time.time() - start, dataset_dir)
+    demo_source.print_summary(summary, time.time() - start, dataset_dir)
+    return summary
+
+
+def run_deploy(model_dir, image_args, output_dir, threshold):
+    """``deploy/python/infer.py`` on images; returns the drawn files it wrote."""
+    command = [sys.executable, DEPLOY_SCRIPT, '--model_dir', model_dir, '--output_dir', output_dir,
+               '--threshold', str(threshold), '--save_json'] + image_args
+    logger.info('running %s', ' '.join(command))
+    subprocess.run(command, check=True)
+    return sorted(p for p in glob.glob(os.path.join(output_dir, '*')) if not p.endswith('.json'))
+
+
+def sample_images(image_dir, count):
+    """The first ``count`` images of a dataset folder, in sorted order."""
+    images = sorted(glob.glob(os.path.join(image_dir, '**', '*.jpg'), recursive=True))
+    return images[:count]
+
+
+def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train=240, num_val=60,
+             photos_dir=None, num_drawn=4):
+    """Run the whole job; returns the report written to ``output_dir/report.json``."""
+    os.makedirs(output_dir, exist_ok=True)
+    cfg = load_config(config, dict(overrides or {}, save_dir=output_dir))
+    dataset_dir = cfg['TrainDataset']['dataset_dir']
+    dataset = ensure_dataset(dataset_dir, seed, num_train, num_val)
+
+    start = time.time()
+    trainer = Trainer(cfg, mode='train')
+    trainer.train()
+    train_seconds = time.time() - start
+    weights = os.path.join(trainer.save_dir, 'model_final.pdparams')
+
+    model = trainer.raw_model
+    load_weights(model, weights, strict=True)
+    model.eval()
+    start = time.time()
+    result = run_evaluation(model, cfg, output_dir=os.path.join(output_dir, 'eval_predictions'))
+    eval_seconds = time.time() - start
+
+    model_dir = os.path.join(output_dir, 'inference_model')
+    export_model(model, cfg, model_dir)
+
+    threshold = cfg.get('draw_threshold') or 0.5
+    val_dir = os.path.join(dataset_dir, cfg['EvalDataset']['image_dir'])
+    drawn = []
+    val_samples_dir = os.path.join(output_dir, 'val_samples')
+    os.makedirs(val_samples_dir, exist_ok=True)
+    for path in sample_images(val_dir, num_drawn):
+        shutil.copy(path, val_samples_dir)
+    drawn += run_deploy(model_dir, ['--image_dir', val_samples_dir], os.path.join(output_dir, 'vis_val'),
+                        threshold)
+    if photos_dir and os.path.isdir(photos_dir):
+        drawn += run_deploy(model_dir, ['--image_dir', photos_dir], os.path.join(output_dir, 'vis_photos'),
+                            threshold)
+    else:
+        logger.info('no real photographs folder (%s): skipped drawing on them', photos_dir)
+
+    report = {
+        'easy': result['easy'], 'medium': result['medium'], 'hard': result['hard'],
+        'python_port': result.get('python_port'),
+        'eval_protocol': result.get('protocol'), 'eval_mode': 'official',
+        'train_seconds': round(train_seconds, 1), 'eval_seconds': round(eval_seconds, 1),
+        'iterations': trainer.max_iters, 'config': config, 'weights': weights,
+        'inference_model': model_dir, 'drawn_images': drawn, 'dataset': dataset,
+    }
+    with open(os.path.join(output_dir, 'report.json'), 'w') as f:
+        json.dump(report, f, indent=2)
+    return report

@@ -1,0 +1,53 @@
+"""The main job on the embedded demo: generate the demo dataset, train the CPU
+demo config (HAMBox + RAL), evaluate it with the official WIDER FACE protocol,
+export it and run the Paddle Inference predictor on a few images.
+
+    python tools/demo.py [-c configs/demo/hambox_demo.yml] [--output_dir output/demo]
+                         [--photos DIR] [-o key=value ...]
+
+Leaves drawings and report.json in --output_dir.
+"""
+import argparse
+import json
+import os
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
+from ppdet_hambox.engine.demo_job import run_demo  # noqa: E402
+from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
+
+
+def default_photos_dir():
+    """Real photographs to draw on: $HAMBOX_SHARED_DATA/samples, else ../shared/data/samples."""
+    shared = os.environ.get('HAMBOX_SHARED_DATA') or os.path.join(REPO_ROOT, '..', 'shared', 'data')
+    return os.path.join(shared, 'samples')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('-c', '--config', default=os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml'))
+    parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides key=value')
+    parser.add_argument('--output_dir', default='output/demo')
+    parser.add_argument('--photos', default=default_photos_dir(),
+                        help='folder of real photographs to draw detections on (skipped if absent)')
+    parser.add_argument('--seed', type=int, default=0, help='demo dataset seed')
+    args = parser.parse_args(argv)
+    setup_logger(None)
+    try:
+        report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,
+                          photos_dir=args.photos)
+    except ConfigError as err:
+        print('error: {}'.format(err), file=sys.stderr)
+        return 2
+    print('WIDER FACE official protocol on the demo val set: easy {easy:.4f}  medium {medium:.4f}  '
+          'hard {hard:.4f}  (trained {train_seconds:.0f} s)'.format(**report))
+    print(json.dumps({k: report[k] for k in ('easy', 'medium', 'hard', 'train_seconds')}))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
