@@ -48,16 +48,29 @@ def test_schedule_errors_are_config_errors():
         LearningRate(schedulers=[{'PiecewiseDecay': {}}, {'PiecewiseDecay': {}}])
 
 
-def test_runtime_config_builds_paper_schedule_and_overrides(repo_root):
-    cfg = load_config(str(repo_root / 'configs' / 'runtime.yml'),
-                      ['LearningRate.base_lr=0.02', 'OptimizerBuilder.regularizer.factor=0.001'])
+PAPER_SCHEDULE = """
+LearningRate:
+  base_lr: 0.01
+  reference_batch: 28
+  schedulers:
+    - PiecewiseDecay: {milestones: [110000], gamma: 0.1}
+    - LinearWarmup: {steps: 1000, start_factor: 0.1}
+OptimizerBuilder:
+  optimizer: {type: Momentum, momentum: 0.9}
+  regularizer: {type: L2, factor: 5.0e-5}
+"""
+
+
+def test_schedule_from_config_with_overrides(tmp_path):
+    path = tmp_path / 'schedule.yml'
+    path.write_text(PAPER_SCHEDULE)
+    cfg = load_config(str(path), ['LearningRate.base_lr=0.02', 'OptimizerBuilder.regularizer.factor=0.001'])
     lr = create('LearningRate', cfg)
     assert lr.effective_lr(28) == pytest.approx(0.02)
-    assert lr.decays[0].milestones == [110000]
+    assert lr.decays[0].milestones == [110000] and lr.warmups[0].steps == 1000
     assert create('OptimizerBuilder', cfg).weight_decay == pytest.approx(0.001)
     with pytest.raises(ConfigError, match='PiecewiseDecay'):
-        load_config(str(repo_root / 'configs' / 'runtime.yml'),
-                    ['LearningRate.schedulers=[{PiecewiseDecay: {gama: 0.1}}]'])
+        load_config(str(path), ['LearningRate.schedulers=[{PiecewiseDecay: {gama: 0.1}}]'])
 
 
 class Tiny(paddle.nn.Layer):

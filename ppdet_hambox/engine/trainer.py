@@ -182,8 +182,12 @@ class Trainer:
 
     # ------------------------------------------------------------- weights
     def load_weights(self, path):
-        """Initialise from a weights file (``pretrain_weights``) before training."""
-        return load_weights(self.raw_model, path)
+        """Initialise from a weights file (``pretrain_weights``) before training;
+        the EMA, if on, restarts from the loaded weights."""
+        summary = load_weights(self.raw_model, path)
+        if self.ema is not None:
+            self.ema = ModelEMA(self.raw_model, self.settings['ema_decay'])
+        return summary
 
     def resume(self, path):
         """Restore model, optimizer, LR schedule, EMA, RNG states and the
