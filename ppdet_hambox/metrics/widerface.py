@@ -557,7 +557,7 @@ def voc_ap(recall, precision):
 
 # ----------------------------------------------------------------------------- evaluation
 
-def _emit(issues, mode):
+def emit_issues(issues, mode):
     by_kind = {}
     for issue in issues:
         if mode in issue.modes:
@@ -629,7 +629,7 @@ def evaluate(predictions, gt, mode='official'):
     if len(preds.files) != gt.num_images:
         raise ValueError('predictions were loaded for {} images, the ground truth has {}'.format(
             len(preds.files), gt.num_images))
-    _emit(preds.issues, mode)
+    emit_issues(preds.issues, mode)
     issues = [str(i) for i in preds.issues if mode in i.modes]
 
     def warn(message):
