@@ -9,7 +9,8 @@ Writes to ``output_dir``:
 - ``infer_cfg.yml``: what a standalone predictor needs (``deploy/python``):
   the pre-processing steps with their numbers, the post-processing numbers
   baked into the graph, the draw threshold, the label list.
-- with ``onnx``: ``model.onnx`` converted by paddle2onnx (see ``export_onnx``).
+- with ``onnx``: ``model.onnx`` converted by paddle2onnx (batch of one image;
+  see ``export_onnx``).
 """
 import logging
 import os
@@ -134,13 +135,26 @@ def export_model(model, cfg, output_dir, protocol=None, onnx=False, reader='Eval
 
 def export_onnx(model_dir, opset_version=ONNX_OPSET, save_file=None):
     """Convert ``model_dir/model.json`` to ONNX with paddle2onnx (the ``onnx``
-    extra). ``multiclass_nms3`` becomes ONNX ``NonMaxSuppression`` plus
-    gathers, so decoding and NMS stay in the ONNX graph; the converter fixes
-    the batch size to 1 (inputs ``image [1, 3, H, W]``, ``im_shape [1, 2]``).
+    extra); returns the ``.onnx`` path. Inputs and outputs keep their names
+    and order (``image``, ``im_shape``, ``scale_factor`` -> ``bbox``,
+    ``bbox_num``); image height and width stay dynamic.
 
-    The converter's default Polygraphy constant folding installs packages
-    with pip at run time; onnxoptimizer (a paddle2onnx dependency) is used
-    instead."""
+    What paddle2onnx 2.1 does with ``multiclass_nms3`` (its NMS mapper):
+    ONNX ``NonMaxSuppression`` with the score and IoU thresholds, then a
+    ``TopK`` for ``keep_top_k``; so decoding and NMS stay in the graph. It
+    does not support:
+    - a batch of more than one image: the scores are flattened as if the
+      batch were 1 (the converter warns; onnxruntime fails on a batch of 2);
+    - ``pre_nms_top_k`` as Paddle means it (the best boxes kept *before*
+      NMS): it becomes ONNX ``max_output_boxes_per_class``, a cap on boxes
+      kept *after* NMS, so results differ when more than ``pre_nms_top_k``
+      boxes pass ``score_threshold``;
+    - ``nms_eta`` < 1 (adaptive NMS), which it ignores (HAMBox uses 1.0).
+
+    No post-conversion optimisation is run: the converter's default
+    (Polygraphy constant folding) installs packages with pip at run time,
+    and its onnxoptimizer pass list fails in 2.1.0 (``eliminate_nop_cast ``).
+    """
     try:
         import paddle2onnx
     except ImportError:
@@ -148,7 +162,7 @@ def export_onnx(model_dir, opset_version=ONNX_OPSET, save_file=None):
     save_file = save_file or os.path.join(model_dir, ONNX_FILE)
     paddle2onnx.export(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]),
                        save_file, opset_version=opset_version, enable_onnx_checker=True,
-                       optimize_tool='onnxoptimizer')
+                       optimize_tool=None)
     if not os.path.isfile(save_file):
         raise RuntimeError('paddle2onnx did not write {} (see its log above)'.format(save_file))
     return save_file

@@ -1,0 +1,48 @@
+"""ONNX export through paddle2onnx, run by onnxruntime, against the Paddle predictor."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from hambox_eval_helpers import demo_cfg, exported_model_dir, tiny_model, val_images
+from ppdet_hambox.engine.export import export_onnx
+from ppdet_hambox.engine.predictor import Predictor
+from test_export import load_deploy, run_exported
+
+ort = pytest.importorskip('onnxruntime', reason='the onnx extra (paddle2onnx, onnxruntime) is not installed')
+pytest.importorskip('paddle2onnx', reason='the onnx extra (paddle2onnx, onnxruntime) is not installed')
+
+
+def proper(bbox):
+    """Rows with a positive area, in a fixed order (ties in score are
+    ordered differently by the two top-k kernels)."""
+    bbox = bbox[(bbox[:, 4] > bbox[:, 2]) & (bbox[:, 5] > bbox[:, 3])]
+    return bbox[np.lexsort(np.round(bbox[:, ::-1], 2).T)]
+
+
+def test_onnx_matches_paddle_predictor(tmp_path, monkeypatch):
+    monkeypatch.delenv('POLYGRAPHY_AUTOINSTALL_DEPS', raising=False)
+    path = export_onnx(str(exported_model_dir()), save_file=str(tmp_path / 'model.onnx'))
+    assert os.environ.get('POLYGRAPHY_AUTOINSTALL_DEPS') != '1', 'the converter must not pip-install at run time'
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    inputs = [i.name for i in session.get_inputs()]
+    assert sorted(inputs) == ['im_shape', 'image', 'scale_factor']
+    detector = load_deploy().Detector(str(exported_model_dir()))
+    predictor = Predictor(tiny_model(), demo_cfg(), 'vga')
+    counts = []
+    for path_, scale in ((val_images()[0], 1.0), (val_images()[1], 0.8), (val_images()[2], 1.0)):
+        batch = predictor.prepare(cv2.imread(str(path_)), scale)
+        expected, count = run_exported(detector, batch)
+        feeds = {k: batch[k].numpy() for k in inputs}
+        bbox, bbox_num = session.run(None, feeds)[:2]
+        assert int(bbox_num[0]) == len(bbox) and count == len(expected)
+        # Boxes clipped to zero area at the image border are junk that the
+        # two NMS kernels treat differently (Paddle's IoU of two of them is
+        # 0/0 and suppresses, ONNX Runtime's never suppresses); the
+        # predictors drop them. Everything else must agree.
+        bbox, expected = proper(bbox), proper(expected)
+        assert len(bbox) == len(expected)
+        np.testing.assert_allclose(bbox, expected, atol=1e-3)
+        counts.append(len(expected))
+    assert counts[0] > 0 and counts[2] == 0, 'an image with and one without detections'
