@@ -122,9 +122,11 @@ def test_gradient_clipping_bounds_the_update():
     assert np.abs(after['fc.weight'] - before['fc.weight']).max() == pytest.approx(1000.0, rel=1e-4)
 
 
-def test_momentum_default_and_bad_optimizer():
+def test_paper_defaults_and_bad_optimizer():
     builder = OptimizerBuilder()
     assert isinstance(builder(0.1, Tiny()), paddle.optimizer.Momentum)
+    assert builder.weight_decay == pytest.approx(5e-5)
+    assert OptimizerBuilder(regularizer=None).weight_decay == 0.0
     with pytest.raises(ConfigError, match='Momentun'):
         OptimizerBuilder(optimizer={'type': 'Momentun'})
     with pytest.raises(ConfigError, match='OptimizerBuilder.optimizer'):

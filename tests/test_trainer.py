@@ -228,3 +228,63 @@ def test_eval_keeps_the_best_model(config_file, tmp_path, monkeypatch):
     evals = [r for r in read_log(os.path.join(trainer.save_dir, 'train_log.jsonl')) if r['type'] == 'eval']
     assert [(r['iter'], r['hard']) for r in evals] == [(3, 0.3), (6, 0.6), (8, 0.4)]
     assert read_checkpoint(trainer.save_dir)['extra']['best']['iter'] == 6
+
+
+DEMO_CONFIG = """
+_BASE_: {base}
+TrainDataset: {{dataset_dir: {data}}}
+EvalDataset: {{dataset_dir: {data}}}
+TrainReader:
+  sample_transforms:
+    - Decode: {{}}
+    - RandomDistort: {{prob: 0.5}}
+    - DataAnchorSampling:
+        prob: 0.5
+        target_size: 128
+        anchor_sizes: [16, 32, 64]
+        fallback: {{name: RandomSquareCrop, target_size: 128}}
+    - RandomFlip: {{prob: 0.5}}
+    - Resize: {{target_size: [128, 128], keep_ratio: false}}
+    - Normalize: {{}}
+    - Permute: {{}}
+  batch_transforms: [{{PadGT: {{}}}}]
+  batch_size: 2
+  num_workers: 2
+eval_protocol: original
+max_iters: 6
+snapshot_iter: 3
+log_iter: 3
+"""
+
+
+@pytest.fixture(scope='module')
+def demo_config(tmp_path_factory, repo_root):
+    from ppdet_hambox.data.source import demo
+    root = tmp_path_factory.mktemp('demo')
+    demo.generate(str(root / 'data'), seed=2, num_train=6, num_val=2, size='160x128')
+    path = root / 'demo.yml'
+    path.write_text(textwrap.dedent(DEMO_CONFIG.format(
+        base=repo_root / 'configs' / 'demo' / 'hambox_demo.yml', data=root / 'data')))
+    return str(path)
+
+
+def test_demo_model_resumes_exactly_with_random_augmentation_and_workers(demo_config, tmp_path):
+    full = run(demo_config, tmp_path / 'full', validate=True)
+    run(demo_config, tmp_path / 'part', ['max_iters=4'])
+    resumed = run(demo_config, tmp_path / 'part', resume=str(tmp_path / 'part' / 'demo' / 'iter_0000003.pdckpt'))
+    assert resumed.start_iter == 3 and resumed.iteration == 6
+    for key, value in state(full).items():
+        np.testing.assert_allclose(state(resumed)[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    init = Trainer(load_config(demo_config), mode='eval').raw_model.state_dict()
+    moved = sum(not np.array_equal(init[k].numpy(), v) for k, v in state(full).items())
+    assert moved > len(init) // 2
+    records = read_log(os.path.join(full.save_dir, 'train_log.jsonl'))
+    train = [r for r in records if r['type'] == 'train']
+    assert [r['iter'] for r in train] == [3, 6]
+    assert all(np.isfinite(r['loss']) and 'num_com' in r and 'com_iou' in r for r in train)
+    evals = [r for r in records if r['type'] == 'eval']
+    assert [r['iter'] for r in evals] == [3, 6] and all(0 <= r['hard'] <= 1 for r in evals)
+    with open(os.path.join(full.save_dir, 'best_model.json')) as f:
+        best = json.load(f)
+    assert best['metric'] == 'hard' and best['value'] == max(r['hard'] for r in evals)
+    assert os.path.isfile(os.path.join(full.save_dir, 'best_model.pdparams'))

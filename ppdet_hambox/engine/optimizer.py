@@ -111,6 +111,11 @@ class LearningRate:
         return warmup(lr, schedule) if warmup else schedule
 
 
+# Paper section 4.1; ``regularizer: null`` turns weight decay off.
+PAPER_OPTIMIZER = {'type': 'Momentum', 'momentum': 0.9}
+PAPER_REGULARIZER = {'type': 'L2', 'factor': 5.0e-5}
+
+
 @register
 class OptimizerBuilder:
     """Build a ``paddle.optimizer`` for a model.
@@ -130,9 +135,9 @@ class OptimizerBuilder:
     """
     __shared__ = ['clip_grad_norm']
 
-    def __init__(self, optimizer=None, regularizer=None, clip_grad_norm=None,
+    def __init__(self, optimizer=PAPER_OPTIMIZER, regularizer=PAPER_REGULARIZER, clip_grad_norm=None,
                  decay_norm_and_bias=False):
-        self.optimizer = dict(optimizer or {'type': 'Momentum', 'momentum': 0.9})
+        self.optimizer = dict(optimizer or PAPER_OPTIMIZER)
         self.regularizer = dict(regularizer) if regularizer else None
         self.clip_grad_norm = clip_grad_norm
         self.decay_norm_and_bias = decay_norm_and_bias

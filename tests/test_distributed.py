@@ -1,0 +1,143 @@
+"""Two CPU processes (paddle.distributed.launch, gloo) train to the same
+weights as one process with the same global batch."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import paddle
+import pytest
+
+from ppdet_hambox.core.workspace import load_config
+from ppdet_hambox.data.source import demo
+from ppdet_hambox.engine.trainer import Trainer
+
+STEPS = 3
+PER_PROCESS_BATCH = 2
+MODES = ('DataParallel', 'fleet')
+
+
+def same_faces_everywhere(dataset_dir):
+    """Give every training image the face boxes of the most crowded one.
+
+    HAMBoxLoss normalises by the positives of each process's own batch; with
+    one box layout for all images (all images are the same size) each
+    process has the same normaliser, and the mean of the two processes'
+    gradients is exactly the gradient of the joint batch. The pixels still
+    differ, so a wrong split of the data between processes would show."""
+    path = os.path.join(dataset_dir, 'wider_face_split', 'wider_face_train_bbx_gt.txt')
+    with open(path) as f:
+        lines = f.read().splitlines()
+    images, i = [], 0
+    while i < len(lines):
+        count = int(lines[i + 1])
+        images.append((lines[i], lines[i + 2:i + 2 + max(count, 1)] if count else []))
+        i += 2 + max(count, 1)
+    boxes = max((faces for _, faces in images), key=len)
+    assert len(boxes) >= 2
+    with open(path, 'w') as f:
+        for name, _ in images:
+            f.write('{}\n{}\n{}\n'.format(name, len(boxes), '\n'.join(boxes)))
+    return len(images)
+
+
+CONFIG = """
+_BASE_: {base}
+TrainDataset: {{name: WIDERFaceDataset, dataset_dir: {data}, image_dir: WIDER_train/images,
+               anno_path: wider_face_split/wider_face_train_bbx_gt.txt}}
+TrainReader:
+  sample_transforms:
+    - Decode: {{}}
+    - Resize: {{target_size: [128, 128], keep_ratio: false}}
+    - Normalize: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true, to_rgb: true}}
+    - Permute: {{}}
+  batch_transforms: [{{PadGT: {{}}}}]
+  batch_size: {batch}
+  shuffle: false
+  num_workers: 0
+ResNet: {{norm_type: frozen_bn}}
+clip_grad_norm: 1.0
+LearningRate:
+  base_lr: 0.05
+  reference_batch: 4
+  schedulers: [{{LinearWarmup: {{steps: 1, start_factor: 0.5}}}}]
+max_iters: {steps}
+snapshot_iter: {steps}
+log_iter: 1
+"""
+
+
+def launch(repo_root, config, out, mode):
+    """Start a two-process ``tools/train.py`` run (not waiting for it)."""
+    command = [sys.executable, '-m', 'paddle.distributed.launch', '--nproc_per_node', '2',
+               '--log_dir', str(out / 'log'), str(repo_root / 'tools' / 'train.py'),
+               '-c', config, '-o', 'save_dir={}'.format(out)] + (['--fleet'] if mode == 'fleet' else [])
+    return subprocess.Popen(command, cwd=str(out.parent), env=dict(os.environ, PYTHONPATH=str(repo_root)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory, repo_root):
+    """The two-process config, the DataParallel run (started first, it runs
+    meanwhile) and the weights of the one-process run with the global batch.
+    The two launches never run at once (each picks its ports at random)."""
+    base = repo_root / 'configs' / 'demo' / 'hambox_demo.yml'
+    if not base.is_file():
+        pytest.fail('the demo config {} is missing'.format(base))
+    root = tmp_path_factory.mktemp('dist')
+    data = root / 'data'
+    demo.generate(str(data), seed=1, num_train=2 * PER_PROCESS_BATCH, num_val=1, size='160x128')
+    assert same_faces_everywhere(str(data)) == 2 * PER_PROCESS_BATCH
+
+    def config(name, batch):
+        path = root / name
+        path.write_text(textwrap.dedent(CONFIG.format(base=base, data=data, batch=batch, steps=STEPS)))
+        return str(path)
+
+    two = config('two.yml', PER_PROCESS_BATCH)
+    procs = {MODES[0]: launch(repo_root, two, root / MODES[0], MODES[0])}
+    try:
+        one = config('one.yml', 2 * PER_PROCESS_BATCH)
+        cfg = load_config(one, ['save_dir={}'.format(root / 'one_out')])
+        trainer = Trainer(cfg, mode='train')
+        assert trainer.global_batch == 2 * PER_PROCESS_BATCH
+        trainer.train()
+        fresh = Trainer(cfg, mode='eval').raw_model  # same seed: the starting weights
+        yield {'root': root, 'two': two, 'procs': procs, 'one': final_weights(root / 'one_out', 'one'),
+               'init': {k: v.numpy() for k, v in fresh.state_dict().items()},
+               'trainable': [k for k, p in fresh.named_parameters() if not p.stop_gradient]}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def final_weights(save_dir, stem):
+    state = paddle.load(os.path.join(str(save_dir), stem, 'model_final.pdparams'))
+    return {k: v.numpy() for k, v in state.items()}
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_two_processes_match_one_process_with_the_global_batch(runs, mode, repo_root):
+    out = runs['root'] / mode
+    if mode not in runs['procs']:
+        runs['procs'][mode] = launch(repo_root, runs['two'], out, mode)
+    output, _ = runs['procs'][mode].communicate(timeout=150)
+    log0 = out / 'log' / 'workerlog.0'
+    worker0 = log0.read_text() if log0.exists() else ''
+    assert runs['procs'][mode].returncode == 0, output[-3000:] + worker0[-3000:]
+    assert ('distributed training: 2 processes ({}), batch 2 per process, global batch 4'.format(mode)
+            in worker0)
+
+    two, one, init = final_weights(out, 'two'), runs['one'], runs['init']
+    assert sorted(two) == sorted(one)
+    moved = [k for k in runs['trainable'] if not np.array_equal(one[k], init[k])]
+    assert len(moved) >= 0.8 * len(runs['trainable']), sorted(set(runs['trainable']) - set(moved))
+    # compare the updates (small next to the weights) to 1% of the largest,
+    # plus the float32 rounding of the weights themselves
+    for key in moved:
+        step_two, step_one = two[key] - init[key], one[key] - init[key]
+        tolerance = 1e-2 * np.abs(step_one).max() + 8 * np.spacing(np.abs(init[key]).max())
+        np.testing.assert_allclose(step_two, step_one, rtol=0, atol=tolerance, err_msg=key)
