@@ -112,11 +112,14 @@ def _check_prediction_folder(out_dir, cfg):
 def test_three_protocols_on_demo(protocol, tmp_path):
     cfg = demo_cfg()
     model = tiny_model()
-    model.train()
     (tmp_path / '0--Parade').mkdir()
     (tmp_path / '0--Parade' / 'stale.txt').write_text('stale\n0\n')
-    result = run_evaluation(model, cfg, protocol=protocol, output_dir=str(tmp_path))
-    assert model.training, 'run_evaluation must leave the model in the mode it came in'
+    model.train()
+    try:
+        result = run_evaluation(model, cfg, protocol=protocol, output_dir=str(tmp_path))
+        assert model.training, 'run_evaluation must leave the model in the mode it came in'
+    finally:
+        model.eval()
     assert result['protocol'] == protocol and result['metric'] == 'widerface'
     assert result['mode'] == 'official' and result['output_dir'] == str(tmp_path)
     for res in (result, result['python_port']):
