@@ -22,14 +22,16 @@ def write_folds(folder, images):
 
 def test_rasterised_areas():
     rows = np.arange(20, dtype=np.float64)
-    xl, xr = F.ellipse_rows(np.array([CIRCLE_A]), 20, rows)
+    xl, xr = F.ellipse_runs(np.array(CIRCLE_A), rows, 20)
     assert np.maximum(xr - xl + 1, 0).sum() == 13
-    assert (xl[0, 5], xr[0, 5]) == (3, 7) and (xl[0, 3], xr[0, 3]) == (5, 5)
+    assert (xl[5], xr[5]) == (3, 7) and (xl[3], xr[3]) == (5, 5)
     # x from ceil(1.2) = 2 to 4, rows 0 and 1: 6 pixels; clipped at the image border (width 3): x 2 only
-    xl, xr = F.rect_rows(np.array([[1.2, 0, 3, 2]]), 20, rows)
+    xl, xr = F.rect_runs(np.array([1.2, 0, 3, 2]), rows, 20)
     assert np.maximum(xr - xl + 1, 0).sum() == 6
-    xl, xr = F.rect_rows(np.array([[1.2, 0, 3, 2]]), 3, rows)
+    xl, xr = F.rect_runs(np.array([1.2, 0, 3, 2]), rows, 3)
     assert np.maximum(xr - xl + 1, 0).sum() == 2
+    areas = F.region_areas(np.array([CIRCLE_A, CIRCLE_B]), True, np.array([20, 11]), np.array([20, 20]))
+    assert areas.tolist() == [13, 9]  # the second circle cut at x = 10 (image width 11): 1 + 2 + 3 + 2 + 1
 
 
 def test_region_ratios_by_hand():
@@ -50,10 +52,10 @@ def test_rotated_ellipse_matches_a_pixel_mask():
     u = dx * np.cos(0.6) + dy * np.sin(0.6)
     v = -dx * np.sin(0.6) + dy * np.cos(0.6)
     mask = (u / 7.3) ** 2 + (v / 3.1) ** 2 <= 1
-    xl, xr = F.ellipse_rows(e, 20, np.arange(20.0))
+    xl, xr = F.ellipse_runs(e[0], np.arange(20.0), 20)
     runs = np.zeros((20, 20), dtype=bool)
     for y in range(20):
-        runs[y, max(xl[0, y], 0):xr[0, y] + 1] = xl[0, y] <= xr[0, y]
+        runs[y, xl[y]:xr[y] + 1] = xl[y] <= xr[y]
     assert np.array_equal(runs, mask)
 
 

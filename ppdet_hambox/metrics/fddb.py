@@ -49,6 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .widerface import concat_ranges
+
 MATCH_RATIO = 0.5
 FP_BUDGET = 1000
 CONVERSIONS = ('none', 'stretch', 'box-to-ellipse')
@@ -239,14 +241,16 @@ def convert_boxes(boxes, conversion='none', factor=1.0):
                  b[:, 0] + b[:, 2] / 2, top + height / 2], True
 
 
-def ellipse_rows(e, width, rows):
-    """Pixel runs of ellipses ``[k, 5]`` on the image rows ``rows``: inclusive ``xl, xr`` int
-    ``[k, len(rows)]`` (``xl > xr``: no pixel). Pixel (x, y) is inside when its point satisfies the
-    ellipse equation; on a row that is the interval between the roots of a quadratic in x."""
-    e = np.asarray(e, dtype=np.float64).reshape(-1, 5)
-    a, b, t, cx, cy = (e[:, i:i + 1] for i in range(5))
+def ellipse_runs(e, y, width):
+    """Pixel runs of ellipses on rows: ``e [..., 5]`` broadcast against rows ``y`` and image widths.
+
+    Returns inclusive ``xl, xr`` (``xl > xr``: no pixel), clipped to the image. Pixel (x, y) is
+    inside when its point satisfies the ellipse equation; on a row that is the interval between the
+    roots of a quadratic in x.
+    """
+    a, b, t, cx, cy = np.moveaxis(np.asarray(e, dtype=np.float64), -1, 0)
     c, s = np.cos(t), np.sin(t)
-    dy = rows[None, :] - cy
+    dy = y - cy
     with np.errstate(divide='ignore', invalid='ignore'):
         qa = c ** 2 / a ** 2 + s ** 2 / b ** 2
         qb = 2 * dy * c * s * (1 / a ** 2 - 1 / b ** 2)
@@ -260,51 +264,78 @@ def ellipse_rows(e, width, rows):
     return xl, xr
 
 
-def rect_rows(r, width, rows):
-    """Pixel runs of rectangles ``[k, 4]`` left top width height (left <= x < left + width,
-    top <= y < top + height) on the image rows ``rows``, like ``ellipse_rows``."""
-    r = np.asarray(r, dtype=np.float64).reshape(-1, 4)
-    inside = (rows[None, :] >= np.ceil(r[:, 1:2])) & (rows[None, :] < np.ceil(r[:, 1:2] + r[:, 3:4]))
-    xl = np.clip(np.ceil(r[:, 0:1]), 0, width).astype(np.int64)
-    xr = np.clip(np.ceil(r[:, 0:1] + r[:, 2:3]) - 1, -1, width - 1).astype(np.int64)
+def rect_runs(r, y, width):
+    """Pixel runs of rectangles ``[..., 4]`` left top width height (left <= x < left + width,
+    top <= y < top + height) on rows ``y``, like ``ellipse_runs``."""
+    left, top, w, h = np.moveaxis(np.asarray(r, dtype=np.float64), -1, 0)
+    inside = (y >= np.ceil(top)) & (y < np.ceil(top + h))
+    xl = np.clip(np.ceil(left), 0, width).astype(np.int64)
+    xr = np.clip(np.ceil(left + w) - 1, -1, width - 1).astype(np.int64)
     return np.where(inside, xl, 1), np.where(inside, xr, 0)
 
 
-def _run_length(xl, xr):
-    return np.maximum(xr - xl + 1, 0).sum(-1)
+def _spans(regions, is_ellipse, width, height):
+    """Half-open integer pixel ranges x0, x1, y0, y1 that can hold a region's pixels, clipped."""
+    r = np.asarray(regions, dtype=np.float64)
+    if is_ellipse:
+        a, b, t, cx, cy = r.T
+        hx = np.sqrt((a * np.cos(t)) ** 2 + (b * np.sin(t)) ** 2)
+        hy = np.sqrt((a * np.sin(t)) ** 2 + (b * np.cos(t)) ** 2)
+        x0, x1, y0, y1 = np.floor(cx - hx), np.floor(cx + hx) + 1, np.floor(cy - hy), np.floor(cy + hy) + 1
+    else:
+        x0, x1 = np.ceil(r[:, 0]), np.ceil(r[:, 0] + r[:, 2])
+        y0, y1 = np.ceil(r[:, 1]), np.ceil(r[:, 1] + r[:, 3])
+    x0, x1 = np.clip(x0, 0, width).astype(np.int64), np.clip(x1, 0, width).astype(np.int64)
+    y0, y1 = np.clip(y0, 0, height).astype(np.int64), np.clip(y1, 0, height).astype(np.int64)
+    return x0, np.maximum(x1, x0), y0, np.maximum(y1, y0)
+
+
+def region_areas(regions, is_ellipse, width, height):
+    """Pixel counts of regions (per-region image ``width``/``height`` arrays)."""
+    x0, x1, y0, y1 = _spans(regions, is_ellipse, width, height)
+    if not is_ellipse:
+        return ((x1 - x0) * (y1 - y0)).astype(np.float64)
+    owner = np.repeat(np.arange(len(y0)), y1 - y0)
+    xl, xr = ellipse_runs(np.asarray(regions)[owner], concat_ranges(y0, y1), width[owner])
+    return np.bincount(owner, weights=np.maximum(xr - xl + 1, 0), minlength=len(y0))
+
+
+def pair_ratios(faces, face_image, regions, region_image, is_ellipse, widths, heights):
+    """|face & region| / |face | region| for every face/region pair of one image whose pixel ranges
+    overlap. ``face_image`` must be non-decreasing; ``widths``/``heights`` are per image.
+    Returns (face index, region index, ratio) of those pairs, all images at once."""
+    faces, regions = np.asarray(faces, np.float64), np.asarray(regions, np.float64)
+    offsets = np.searchsorted(face_image, np.arange(len(widths) + 1))
+    counts = offsets[region_image + 1] - offsets[region_image]
+    pr = np.repeat(np.arange(len(regions)), counts)
+    pf = concat_ranges(offsets[region_image], offsets[region_image + 1])
+    fw, fh = widths[face_image], heights[face_image]
+    rw, rh = widths[region_image], heights[region_image]
+    fx0, fx1, fy0, fy1 = _spans(faces, True, fw, fh)
+    rx0, rx1, ry0, ry1 = _spans(regions, is_ellipse, rw, rh)
+    r0, r1 = np.maximum(fy0[pf], ry0[pr]), np.minimum(fy1[pf], ry1[pr])
+    near = np.flatnonzero((r1 > r0) & (np.minimum(fx1[pf], rx1[pr]) > np.maximum(fx0[pf], rx0[pr])))
+    pf, pr, r0, r1 = pf[near], pr[near], r0[near], r1[near]
+    owner = np.repeat(np.arange(len(pf)), r1 - r0)
+    rows = concat_ranges(r0, r1)
+    width = rw[pr][owner]
+    fl, fr = ellipse_runs(faces[pf[owner]], rows, width)
+    dl, dr = (ellipse_runs if is_ellipse else rect_runs)(regions[pr[owner]], rows, width)
+    inter = np.bincount(owner, weights=np.maximum(np.minimum(fr, dr) - np.maximum(fl, dl) + 1, 0),
+                        minlength=len(pf))
+    union = region_areas(faces, True, fw, fh)[pf] + region_areas(regions, is_ellipse, rw, rh)[pr] - inter
+    return pf, pr, np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
 
 def region_ratios(faces, regions, is_ellipse, width, height):
-    """Ratios |face & det| / |face | det| on the pixel grid: ``[n_faces, n_dets]``.
-
-    Intersections are counted on the rows the faces span; the detections' areas on all rows.
-    """
-    if len(faces) == 0 or len(regions) == 0:
-        return np.zeros((len(faces), len(regions)))
-    reach = np.abs(faces[:, 0]) + 1
-    rows = np.arange(max(int(np.floor((faces[:, 4] - reach).min())), 0),
-                     min(int(np.ceil((faces[:, 4] + reach).max())), height - 1) + 1, dtype=np.float64)
-    all_rows = np.arange(height, dtype=np.float64)
-    to_rows = ellipse_rows if is_ellipse else rect_rows
-    fl, fr = ellipse_rows(faces, width, rows)
-    dl, dr = to_rows(regions, width, rows)
-    inter = np.maximum(np.minimum(fr[:, None], dr[None]) - np.maximum(fl[:, None], dl[None]) + 1, 0).sum(2)
-    if is_ellipse:
-        d_area = _run_length(*ellipse_rows(regions, width, all_rows))
-    else:
-        r = _rect_ranges(regions, width, height)
-        d_area = (r[1] - r[0]) * (r[3] - r[2])
-    union = _run_length(fl, fr)[:, None] + d_area[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def _rect_ranges(r, width, height):
-    """Half-open pixel ranges x0, x1, y0, y1 of rectangles, clipped to the image."""
-    x0 = np.clip(np.ceil(r[:, 0]), 0, width)
-    x1 = np.clip(np.ceil(r[:, 0] + r[:, 2]), 0, width)
-    y0 = np.clip(np.ceil(r[:, 1]), 0, height)
-    y1 = np.clip(np.ceil(r[:, 1] + r[:, 3]), 0, height)
-    return x0, np.maximum(x1, x0), y0, np.maximum(y1, y0)
+    """Ratio matrix ``[n_faces, n_regions]`` of one image."""
+    out = np.zeros((len(faces), len(regions)))
+    if len(faces) and len(regions):
+        size = np.array([width]), np.array([height])
+        pf, pr, ratio = pair_ratios(faces, np.zeros(len(faces), np.int64), regions,
+                                    np.zeros(len(regions), np.int64), is_ellipse, *size)
+        out[pf, pr] = ratio
+    return out
 
 
 # ----------------------------------------------------------------------------- ROC
@@ -335,6 +366,24 @@ def image_levels(ratios, scores):
     return np.column_stack([levels, tp, admitted - tp[:, 0]])
 
 
+def _tp_steps(pf, pr, ratio, region_image, scores):
+    """(score, change of discrete TP, change of continuous TP) at each level of each image where the
+    matching changes; one Hungarian run per such level, only for images with overlapping pairs."""
+    steps = []
+    keep = ratio > 0
+    pf, pr, ratio = pf[keep], pr[keep], ratio[keep]
+    bounds = np.flatnonzero(np.diff(region_image[pr], prepend=-1, append=-2))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        faces, fi = np.unique(pf[a:b], return_inverse=True)
+        dets, di = np.unique(pr[a:b], return_inverse=True)
+        matrix = np.zeros((len(faces), len(dets)))
+        matrix[fi, di] = ratio[a:b]
+        levels = image_levels(matrix, scores[dets])
+        levels[1:, 1:3] -= levels[:-1, 1:3].copy()
+        steps.append(levels[:, :3])
+    return np.concatenate(steps) if steps else np.zeros((0, 3))
+
+
 def evaluate(images, detections, sizes, ellipses=False, conversion='none', factor=1.0, fp_budget=FP_BUDGET):
     """Discrete and continuous ROC over all images.
 
@@ -345,41 +394,42 @@ def evaluate(images, detections, sizes, ellipses=False, conversion='none', facto
     """
     if ellipses and conversion != 'none':
         raise ValueError('a box conversion applies to rectangle detections only')
-    num_faces = sum(len(im.ellipses) for im in images)
-    deltas = []
-    for im in images:
-        det = np.asarray(detections.get(im.path, np.zeros((0, 6 if ellipses else 5))), dtype=np.float64)
-        if len(det) == 0:
-            continue
-        if im.path not in sizes:
-            raise KeyError('no image size for {} (needed to rasterise its regions)'.format(im.path))
-        width, height = sizes[im.path]
-        if ellipses:
-            regions, is_ellipse = det[:, :5], True
-        else:
-            regions, is_ellipse = convert_boxes(det[:, :4], conversion, factor)
-        ratios = region_ratios(im.ellipses, regions, is_ellipse, width, height)
-        levels = image_levels(ratios, det[:, -1])
-        levels[1:, 1:] -= levels[:-1, 1:].copy()
-        deltas.append(levels)
-    if deltas:
-        deltas = np.concatenate(deltas)
-        order = np.argsort(-deltas[:, 0], kind='stable')
-        deltas = deltas[order]
-        thresholds, first = np.unique(-deltas[:, 0], return_index=True)
-        totals = np.cumsum(np.add.reduceat(deltas[:, 1:], first, axis=0), axis=0)
-        thresholds = -thresholds
+    ncol = 6 if ellipses else 5
+    dets = [np.asarray(detections.get(im.path, np.zeros((0, ncol))), dtype=np.float64).reshape(-1, ncol)
+            for im in images]
+    n_det = np.array([len(d) for d in dets])
+    widths, heights = np.zeros(len(images), np.int64), np.zeros(len(images), np.int64)
+    for i in np.flatnonzero(n_det):
+        if images[i].path not in sizes:
+            raise KeyError('no image size for {} (needed to rasterise its regions)'.format(images[i].path))
+        widths[i], heights[i] = sizes[images[i].path]
+    faces = np.concatenate([im.ellipses for im in images]).reshape(-1, 5)
+    face_image = np.repeat(np.arange(len(images)), [len(im.ellipses) for im in images])
+    det = np.concatenate(dets) if dets else np.zeros((0, ncol))
+    det_image = np.repeat(np.arange(len(images)), n_det)
+    scores = det[:, -1]
+    if ellipses:
+        regions, is_ellipse = det[:, :5], True
     else:
-        thresholds, totals = np.zeros(0), np.zeros((0, 3))
-    tpr_d = totals[:, 0] / max(num_faces, 1)
-    tpr_c = totals[:, 1] / max(num_faces, 1)
-    fp = totals[:, 2]
+        regions, is_ellipse = convert_boxes(det[:, :4], conversion, factor)
+    with_size = n_det[face_image] > 0  # faces of images without detections are never paired
+    pf, pr, ratio = pair_ratios(faces[with_size], face_image[with_size], regions, det_image, is_ellipse,
+                                widths, heights)
+    steps = _tp_steps(pf, pr, ratio, det_image, scores)
+    thresholds = np.unique(scores)[::-1]
+    admitted = np.searchsorted(np.sort(-scores), -thresholds, side='right')
+    at = np.searchsorted(-thresholds, -steps[:, 0])
+    tp_d = np.cumsum(np.bincount(at, weights=steps[:, 1], minlength=len(thresholds)))
+    tp_c = np.cumsum(np.bincount(at, weights=steps[:, 2], minlength=len(thresholds)))
+    num_faces = len(faces)
+    tpr_d, tpr_c = tp_d / max(num_faces, 1), tp_c / max(num_faces, 1)
+    fp = (admitted - tp_d).astype(np.float64)
     within = np.flatnonzero(fp <= fp_budget)
-    at = within[-1] if within.size else None
+    last = within[-1] if within.size else None
     return {'thresholds': thresholds, 'fp': fp, 'tpr_discrete': tpr_d, 'tpr_continuous': tpr_c,
-            'num_faces': num_faces, 'max_fp': float(fp[-1]) if len(fp) else 0.0,
-            'fp_budget': fp_budget, 'discrete': float(tpr_d[at]) if at is not None else 0.0,
-            'continuous': float(tpr_c[at]) if at is not None else 0.0,
+            'num_faces': num_faces, 'max_fp': float(fp[-1]) if len(fp) else 0.0, 'fp_budget': fp_budget,
+            'discrete': float(tpr_d[last]) if last is not None else 0.0,
+            'continuous': float(tpr_c[last]) if last is not None else 0.0,
             'conversion': 'ellipse detections' if ellipses else conversion,
             'factor': factor if conversion != 'none' else None}
 
