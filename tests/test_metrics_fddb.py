@@ -157,3 +157,40 @@ def test_real_folds(shared_data):
     assert [im.fold for im in images[:1] + images[-1:]] == [1, 10]
     assert images[0].path == '2002/08/11/big/img_591'
     assert images[0].ellipses[0] == pytest.approx([123.5833, 85.5495, 1.265839, 269.6934, 161.7812])
+
+
+def _mask(region, is_ellipse, width, height):
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    if not is_ellipse:
+        left, top, w, h = region
+        return (xs >= left) & (xs < left + w) & (ys >= top) & (ys < top + h)
+    a, b, t, cx, cy = region
+    u = (xs - cx) * np.cos(t) + (ys - cy) * np.sin(t)
+    v = -(xs - cx) * np.sin(t) + (ys - cy) * np.cos(t)
+    return (u / a) ** 2 + (v / b) ** 2 <= 1
+
+
+@pytest.mark.parametrize('is_ellipse', [False, True])
+def test_pair_ratios_equal_pixel_masks(is_ellipse):
+    rng = np.random.default_rng(3)
+    widths, heights = np.array([40, 33]), np.array([30, 41])
+    faces = np.c_[rng.uniform(3, 12, (6, 2)), rng.uniform(-1.6, 1.6, 6), rng.uniform(0, 38, (6, 2))]
+    faces[:, :2] = np.sort(faces[:, :2], axis=1)[:, ::-1]
+    face_image = np.array([0, 0, 0, 1, 1, 1])
+    if is_ellipse:
+        regions = np.c_[rng.uniform(2, 10, (20, 2)), rng.uniform(-1.6, 1.6, 20), rng.uniform(-5, 40, (20, 2))]
+    else:
+        regions = np.c_[rng.uniform(-5, 38, (20, 2)), rng.uniform(0, 20, (20, 2))]
+    region_image = np.sort(rng.integers(0, 2, 20))
+    pf, pr, ratio = F.pair_ratios(faces, face_image, regions, region_image, is_ellipse, widths, heights)
+    got = np.zeros((6, 20))
+    got[pf, pr] = ratio
+    want = np.zeros((6, 20))
+    for i in range(6):
+        for j in range(20):
+            if face_image[i] == region_image[j]:
+                w, h = widths[face_image[i]], heights[face_image[i]]
+                fm, rm = _mask(faces[i], True, w, h), _mask(regions[j], is_ellipse, w, h)
+                union = (fm | rm).sum()
+                want[i, j] = (fm & rm).sum() / union if union else 0
+    assert np.allclose(got, want) and (want > 0).sum() > 5
