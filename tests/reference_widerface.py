@@ -72,7 +72,7 @@ def bbox_overlaps_port(box, gt):
     return np.where((iw > 0) & (ih > 0), iou, 0.0)
 
 
-def _rows_per_image(preds, gt, mode):
+def _rows_per_image(preds, mode):
     """{image: list of [x, y, w, h, score]} as the mode reads the files."""
     rows = {}
     for r in range(len(preds.image)):
@@ -152,7 +152,7 @@ def voc_ap(rec, prec):
 
 def evaluate_reference(preds, gt, mode='official'):
     """Same inputs and AP keys as ``widerface.evaluate`` (loaded ``Predictions`` and ``GroundTruth``)."""
-    rows = _rows_per_image(preds, gt, mode)
+    rows = _rows_per_image(preds, mode)
     _normalise(rows, mode)
     per_image = {}
     for i, boxes in rows.items():

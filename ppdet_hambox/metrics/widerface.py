@@ -399,9 +399,12 @@ def load_predictions(pred_dir, gt):
         images.append(np.full(len(r), i, dtype=np.int64))
         in_count.append(np.arange(len(r)) < count)
     rows = np.concatenate(rows) if rows else np.zeros((0, 5))
-    cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype))
-    return Predictions(pred_dir, cat(images, np.int64), rows[:, :4], rows[:, 4], cat(lines, np.int64),
-                       cat(in_count, bool), files, truncated, issues)
+    return Predictions(pred_dir, _concat(images, np.int64), rows[:, :4], rows[:, 4], _concat(lines, np.int64),
+                       _concat(in_count, bool), files, truncated, issues)
+
+
+def _concat(parts, dtype):
+    return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
 def write_predictions(out_dir, event, name, boxes_xywh_score):
