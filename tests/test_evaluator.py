@@ -3,6 +3,7 @@ import json
 import math
 import zipfile
 
+import cv2
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ from hambox_eval_helpers import demo_cfg, tiny_model
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component
 from ppdet_hambox.engine.evaluator import run_evaluation, wider_gt_dir, zip_predictions
+from ppdet_hambox.engine.predictor import Predictor
 from ppdet_hambox.engine import test_time
 from ppdet_hambox.engine.test_time import box_voting, flip_boxes, iou_matrix
 
@@ -158,3 +160,58 @@ def test_bad_metric_and_missing_ground_truth(tmp_path):
     cfg = demo_cfg(wider_gt_dir=str(tmp_path))
     with pytest.raises(ConfigError, match='no wider_face_val.mat in'):
         wider_gt_dir(cfg)
+
+
+def _demo_faces(count):
+    """(record, image path, gt boxes) of the first ``count`` demo val images with faces."""
+    cfg = demo_cfg()
+    dataset = build_component(cfg['EvalDataset'], cfg, 'EvalDataset')
+    records = [dataset[i] for i in range(len(dataset))]
+    return [(r, r['im_file'], r['gt_bbox']) for r in records if len(r['gt_bbox'])][:count]
+
+
+def test_fddb_box_ap_and_challenge_metrics(tmp_path):
+    import shutil
+    faces = _demo_faces(2)
+    model = tiny_model()
+    # FDDB layout: folds listing image paths, images at <image_dir>/<path>.jpg, ellipse faces
+    folds, images = tmp_path / 'folds', tmp_path / 'fddb_images'
+    folds.mkdir()
+    lines, names = [], []
+    for index, (_, path, boxes) in enumerate(faces):
+        name = '2002/08/11/big/img_{}'.format(index)
+        names.append(name)
+        (images / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, str(images / name) + '.jpg')
+        lines += [name, str(len(boxes))]
+        lines += ['{} {} {} {} {} 1'.format((b[3] - b[1]) / 2, (b[2] - b[0]) / 2, math.pi / 2,
+                                            (b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes]
+    (folds / 'FDDB-fold-01-ellipseList.txt').write_text('\n'.join(lines) + '\n')
+    (folds / 'FDDB-fold-01.txt').write_text('\n'.join(names) + '\n')
+    cfg = demo_cfg(metric='fddb', FDDBEval={'folds_dir': str(folds), 'image_dir': str(images),
+                                            'conversion': 'stretch', 'factor': 1.2})
+    result = run_evaluation(model, cfg, protocol='vga', output_dir=str(tmp_path / 'fddb_out'))
+    assert result['metric'] == 'fddb' and result['protocol'] == 'vga'
+    assert result['num_faces'] == sum(len(b) for _, _, b in faces)
+    assert 0 <= result['discrete'] <= 1 and 0 <= result['continuous'] <= result['discrete'] + 1e-9
+    assert (result['conversion'], result['factor']) == ('stretch', 1.2)
+    written = (tmp_path / 'fddb_out' / 'fddb_detections.txt').read_text().splitlines()
+    assert [line for line in written if line.startswith('2002/')] == names
+
+    # AFW / PASCAL layout: plain ground-truth list, images <image_dir>/<id>.jpg
+    gt_lines = []
+    for index, (_, path, boxes) in enumerate(faces):
+        shutil.copy(path, str(tmp_path / 'face_{}.jpg'.format(index)))
+        gt_lines += ['face_{} {} {} {} {}'.format(index, *b) for b in boxes.tolist()]
+    (tmp_path / 'gt.txt').write_text('\n'.join(gt_lines) + '\n')
+    cfg = demo_cfg(metric='afw', BoxAPEval={'gt_path': str(tmp_path / 'gt.txt'), 'image_dir': str(tmp_path)})
+    result = run_evaluation(model, cfg, protocol='vga', output_dir=str(tmp_path / 'afw_out'))
+    predictor_dets = sum(len(Predictor(model, cfg, 'vga').detect(cv2.imread(p))) for _, p, _ in faces)
+    assert result['metric'] == 'boxap' and result['num_det'] == predictor_dets > 0
+    assert result['num_gt'] == len(gt_lines) and 0 <= result['ap'] <= 1
+
+    cfg = demo_cfg(metric='COCO')
+    result = run_evaluation(model, cfg, protocol='vga', output_dir=str(tmp_path / 'coco_out'))
+    assert result['metric'] == 'coco' and result['coco']['setting'] == 'hard'
+    assert 0 <= result['coco']['ap'] <= result['coco']['ap50'] + 1e-9 <= 1 + 1e-9
+    assert 0 <= result['hard'] <= 1

@@ -36,10 +36,20 @@ def main(argv=None):
 def format_result(result):
     lines = ['metric: {}, protocol: {}, predictions: {}'.format(
         result['metric'], result['protocol'], result['output_dir'])]
-    if result['metric'] == 'widerface':
+    if 'python_port' in result:
         lines.append('{:<12}{:>9}{:>9}{:>9}'.format('mode', 'easy', 'medium', 'hard'))
         for mode, res in (('official', result), ('python-port', result['python_port'])):
             lines.append('{:<12}{:>9.4f}{:>9.4f}{:>9.4f}'.format(mode, res['easy'], res['medium'], res['hard']))
+    if 'coco' in result:
+        lines.append('WIDER Challenge AP@[.5:.95] ({} faces): {:.4f}  AP50 {:.4f}  AP75 {:.4f}'.format(
+            result['coco']['setting'], result['coco']['ap'], result['coco']['ap50'], result['coco']['ap75']))
+    if 'discrete' in result:
+        lines.append('FDDB TPR at {} false positives: discrete {:.4f}, continuous {:.4f} (boxes: {} x{:g})'.format(
+            result['fp_budget'], result['discrete'], result['continuous'], result['conversion'],
+            result['factor'] or 1.0))
+    if 'ap' in result:
+        lines.append('AP at IoU {}: {:.4f} ({} faces, {} detections)'.format(
+            result['iou_threshold'], result['ap'], result['num_gt'], result['num_det']))
     if 'zip' in result:
         lines.append('zip for the benchmark server: {}'.format(result['zip']))
     return '\n'.join(lines)

@@ -5,6 +5,7 @@
 folder for the config's ``metric`` and returns the metric's numbers plus
 ``protocol``, ``metric`` and ``output_dir``.
 """
+import functools
 import glob
 import importlib
 import logging
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 
 from ppdet_hambox.core.errors import ConfigError
-from ppdet_hambox.core.workspace import build_component
+from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.engine.predictor import Predictor
 
 __all__ = ['run_evaluation', 'predict_dataset', 'wider_gt_dir', 'zip_predictions', 'METRICS',
@@ -25,7 +26,8 @@ __all__ = ['run_evaluation', 'predict_dataset', 'wider_gt_dir', 'zip_predictions
 logger = logging.getLogger(__name__)
 
 # The config's ``metric`` (any case, ``-``/``_`` ignored) -> its evaluation.
-METRICS = {'widerface': 'widerface'}
+METRICS = {'widerface': 'widerface', 'wider': 'widerface', 'coco': 'coco', 'widerchallenge': 'coco',
+           'fddb': 'fddb', 'afw': 'boxap', 'pascal': 'boxap', 'pascalface': 'boxap', 'boxap': 'boxap'}
 DEFAULT_METRIC = 'widerface'
 GT_SUBDIR = os.path.join('eval_tools', 'ground_truth')
 LOG_EVERY = 100
@@ -91,7 +93,7 @@ def predict_dataset(predictor, dataset, output_dir):
     return total, time.time() - start
 
 
-def _evaluate_widerface(model, cfg, protocol, output_dir):
+def _evaluate_widerface(model, cfg, protocol, output_dir, challenge=False):
     widerface = importlib.import_module('ppdet_hambox.metrics.widerface')
     gt_dir = wider_gt_dir(cfg)
     predictor = Predictor(model, cfg, protocol)
@@ -107,20 +109,55 @@ def _evaluate_widerface(model, cfg, protocol, output_dir):
                    'protocol': predictor.protocol})
     logger.info('WIDER FACE val (%s protocol, %d images)\n%s', predictor.protocol, num_images,
                 widerface.format_table({'official': official, 'python-port': port}))
+    if challenge:
+        result['coco'] = create('WiderChallengeEval', cfg).evaluate(output_dir, gt)
+        logger.info('WIDER Challenge COCO-style AP@[.5:.95] (%s faces): %.4f', result['coco']['setting'],
+                    result['coco']['ap'])
     return result
 
 
-EVALUATIONS = {'widerface': _evaluate_widerface}
+def _evaluate_image_list(model, cfg, protocol, output_dir, section):
+    """FDDB, AFW, PASCAL Face: the images the benchmark section lists."""
+    benchmark = create(section, cfg)
+    predictor = Predictor(model, cfg, protocol)
+    os.makedirs(output_dir, exist_ok=True)
+    detections, sizes = {}, {}
+    start = time.time()
+    for key, path in benchmark.images():
+        image = read_image(path)
+        sizes[key] = (image.shape[1], image.shape[0])
+        detections[key] = predictor.detect(image)
+    seconds = time.time() - start
+    result = benchmark.evaluate(detections, sizes, output_dir)
+    result.update({'num_images': len(detections), 'seconds_per_image': seconds / max(len(detections), 1),
+                   'protocol': predictor.protocol})
+    logger.info('%s (%s protocol, %d images): %s', section, predictor.protocol, len(detections),
+                {k: v for k, v in result.items() if isinstance(v, (int, float, str))})
+    return result
+
+
+EVALUATIONS = {
+    'widerface': _evaluate_widerface,
+    'coco': functools.partial(_evaluate_widerface, challenge=True),
+    'fddb': functools.partial(_evaluate_image_list, section='FDDBEval'),
+    'boxap': functools.partial(_evaluate_image_list, section='BoxAPEval'),
+}
 
 
 def run_evaluation(model, cfg, protocol=None, output_dir=None):
-    """Evaluate ``model`` on ``cfg.EvalDataset`` with a test protocol
-    (``vga`` | ``original`` | ``multiscale``; default ``cfg.eval_protocol``,
-    else ``vga``). Predictions go to ``output_dir`` (default
-    ``cfg.output_eval``, else ``<save_dir>/eval_<protocol>``). Returns the
-    metric's numbers (WIDER FACE: ``easy``, ``medium``, ``hard`` official AP and
-    ``python_port``) with ``protocol``, ``metric`` and ``output_dir``.
-    The model is left in the mode it came in."""
+    """Evaluate ``model`` with a test protocol (``vga`` | ``original`` |
+    ``multiscale``; default ``cfg.eval_protocol``, else ``vga``) on the
+    benchmark of ``cfg.metric`` (default WIDER FACE):
+
+    - ``widerface``: ``cfg.EvalDataset``; ``easy``, ``medium``, ``hard``
+      official AP, ``python_port`` the same in the python-port mode;
+    - ``coco``: the same plus ``coco`` (``WiderChallengeEval``: AP@[.5:.95]);
+    - ``fddb``: ``FDDBEval``'s images; ``discrete``, ``continuous`` TPR;
+    - ``afw`` / ``pascal`` / ``boxap``: ``BoxAPEval``'s images; ``ap``.
+
+    Predictions go to ``output_dir`` (default ``cfg.output_eval``, else
+    ``<save_dir>/eval_<protocol>``). The result also holds ``protocol``,
+    ``metric`` and ``output_dir``. The model is left in the mode it came in."""
     metric = metric_name(cfg)
     protocol = protocol or cfg.get('eval_protocol') or 'vga'
     output_dir = output_dir or cfg.get('output_eval') or os.path.join(
