@@ -162,6 +162,14 @@ def test_logs_report_losses_mining_stats_and_skipped_images(config_file, tmp_pat
     assert 'loss_box' in text and 'img/s' in text and '1 image(s) skipped' in text
 
 
+def test_a_batch_of_only_unreadable_images_is_passed_over(config_file, tmp_path):
+    trainer = run(config_file, tmp_path, ['TrainDataset.corrupt=[4, 5]', 'TrainReader.shuffle=false'])
+    epochs = [r for r in read_log(os.path.join(trainer.save_dir, 'train_log.jsonl')) if r['type'] == 'epoch']
+    # 6 batches per epoch, the third unreadable: the epoch ends after 5 steps
+    assert [(r['epoch'], r['iter'], r['skipped']) for r in epochs] == [(0, 5, 2)]
+    assert trainer.iteration == 8 and trainer.batches_read == 10  # epoch 1: the third again
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(config_file, tmp_path):
     out = os.path.join(str(tmp_path), 'toy')
     with pytest.raises(NonFiniteLossError, match='iteration 5') as info:

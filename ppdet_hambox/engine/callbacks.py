@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 
+from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.utils.checkpoint import prune_checkpoints, save_checkpoint, save_weights
 from ppdet_hambox.utils.logger import get_logger
 
@@ -153,9 +154,9 @@ class EvalCallback(Callback):
             return
         result = trainer.evaluate(output_dir=os.path.join(trainer.save_dir, 'eval_iter_{}'.format(iteration)))
         trainer.last_eval_iter = iteration
-        if self.best_metric not in result:
-            raise KeyError('best_metric {!r} is not among the evaluation results {}'.format(
-                self.best_metric, sorted(result)))
+        if not isinstance(result.get(self.best_metric), float):
+            raise ConfigError('best_metric {!r} is not a number among the evaluation results ({})'.format(
+                self.best_metric, ', '.join(k for k, v in sorted(result.items()) if isinstance(v, float))))
         value = float(result[self.best_metric])
         trainer.dispatch('on_eval', iteration, result)
         best = trainer.best

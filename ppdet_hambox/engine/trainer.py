@@ -268,7 +268,7 @@ class Trainer:
         is seeded by (seed, epoch, index) in the reader, so a resumed run
         reads exactly the batches the uninterrupted run would have read,
         with any number of workers. Unreadable images are counted per epoch;
-        a batch of only unreadable images is passed over."""
+        a batch of only unreadable images arrives empty."""
         per_epoch = len(self.loader)
         if per_epoch == 0:
             raise ConfigError('TrainReader yields no batch: {} images for a batch of {} on {} '
@@ -280,8 +280,7 @@ class Trainer:
             for batch in self.loader:
                 self.batches_read += 1
                 skipped += int(_scalar(batch.pop('num_skipped', 0)))
-                if batch:
-                    yield epoch, batch
+                yield epoch, batch
             skipped = int(all_ranks_sum(skipped, self.dist))
             if self.dist.is_main:
                 self.dispatch('on_epoch_end', epoch, {'iter': self.iteration, 'skipped': skipped})
@@ -320,24 +319,32 @@ class Trainer:
                     self.start_iter, self.max_iters, self.save_dir)
         window = _Window()
         stream = self._batches()
-        while self.iteration < self.max_iters:
-            epoch, batch = next(stream)
-            lr = self.step_optimizer.get_lr()
-            losses = self._forward(batch)
-            values = {k: _scalar(v) for k, v in losses.items()}
-            loss_terms = {k: v for k, v in values.items() if k.startswith('loss')}
-            if all_ranks_any(not all(math.isfinite(v) for v in loss_terms.values()), self.dist):
-                raise NonFiniteLossError(self.iteration + 1, loss_terms, self.last_checkpoint)
-            self._update(losses['loss'])
-            self.iteration += 1
-            window.add(values, lr)
-            if self.iteration % log_iter == 0 or self.iteration == self.max_iters:
-                self._log(window, epoch)
-                window = _Window()
-            if self.iteration % snapshot_iter == 0 and self.iteration < self.max_iters:
-                self._snapshot('on_snapshot')
+        try:
+            while self.iteration < self.max_iters:
+                epoch, batch = next(stream)
+                if all_ranks_any(not batch, self.dist):
+                    continue  # no readable image here (or on another process): all pass this step
+                self._step(batch, window)
+                if self.iteration % log_iter == 0 or self.iteration == self.max_iters:
+                    self._log(window, epoch)
+                    window = _Window()
+                if self.iteration % snapshot_iter == 0 and self.iteration < self.max_iters:
+                    self._snapshot('on_snapshot')
+        finally:
+            stream.close()  # stops the data workers
         self._snapshot('on_train_end')
         return self.iteration
+
+    def _step(self, batch, window):
+        lr = self.step_optimizer.get_lr()
+        losses = self._forward(batch)
+        values = {k: _scalar(v) for k, v in losses.items()}
+        loss_terms = {k: v for k, v in values.items() if k.startswith('loss')}
+        if all_ranks_any(not all(math.isfinite(v) for v in loss_terms.values()), self.dist):
+            raise NonFiniteLossError(self.iteration + 1, loss_terms, self.last_checkpoint)
+        self._update(losses['loss'])
+        self.iteration += 1
+        window.add(values, lr)
 
     def _snapshot(self, event):
         self.dispatch(event, self.iteration)
