@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from .widerface import concat_ranges, voc_ap
+from .widerface import cli_warnings, concat_ranges, voc_ap
 
 
 class BoxAPWarning(UserWarning):
@@ -157,7 +157,8 @@ def main(argv=None):
     parser.add_argument('--plot', help='write the PR curve to this image file')
     args = parser.parse_args(argv)
     try:
-        result = evaluate(read_ground_truth(args.gt), read_detections(args.det), args.iou)
+        with cli_warnings():
+            result = evaluate(read_ground_truth(args.gt), read_detections(args.det), args.iou)
     except (OSError, ValueError) as exc:
         print('error: {}'.format(exc), file=sys.stderr)
         return 2

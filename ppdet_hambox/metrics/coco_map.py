@@ -99,7 +99,8 @@ def main(argv=None):
                         help='faces counted; the others are ignored')
     args = parser.parse_args(argv)
     try:
-        res = evaluate(args.pred, args.gt, args.setting)
+        with widerface.cli_warnings():
+            res = evaluate(args.pred, args.gt, args.setting)
     except (OSError, ValueError, KeyError) as exc:
         print('error: {}'.format(exc), file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .widerface import concat_ranges
+from .widerface import cli_warnings, concat_ranges
 
 MATCH_RATIO = 0.5
 FP_BUDGET = 1000
@@ -473,10 +473,11 @@ def main(argv=None):
     elif args.stretch is not None:
         conversion, factor = 'stretch', args.stretch
     try:
-        images = read_folds(args.folds)
-        sizes = load_image_sizes(args.sizes, args.images, [im.path for im in images])
-        dets = read_detections(args.pred, images, args.ellipses)
-        result = evaluate(images, dets, sizes, args.ellipses, conversion, factor, args.fp_budget)
+        with cli_warnings():
+            images = read_folds(args.folds)
+            sizes = load_image_sizes(args.sizes, args.images, [im.path for im in images])
+            dets = read_detections(args.pred, images, args.ellipses)
+            result = evaluate(images, dets, sizes, args.ellipses, conversion, factor, args.fp_budget)
     except (OSError, ValueError, KeyError) as exc:
         print('error: {}'.format(exc), file=sys.stderr)
         return 2

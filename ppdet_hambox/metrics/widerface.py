@@ -66,6 +66,7 @@ shown, then a count; all of them are in ``result['issues']``):
   truth): warning, its AP is NaN (0/0 recall, as in MATLAB).
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -707,6 +708,18 @@ def format_table(results):
     return '\n'.join(rows)
 
 
+def _print_warning(message, *args, **kwargs):
+    print('warning: {}'.format(message), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def cli_warnings():
+    """Warnings as plain ``warning: ...`` lines on stderr, for the command-line tools."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        yield
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='WIDER FACE val AP (easy / medium / hard).')
     parser.add_argument('--pred', required=True, help='prediction folder: <event>/<image name>.txt')
@@ -717,10 +730,11 @@ def main(argv=None):
     parser.add_argument('--curves', help='write the PR curve points to this JSON file')
     args = parser.parse_args(argv)
     try:
-        gt = load_ground_truth(args.gt)
-        preds = load_predictions(args.pred, gt)
-        modes = MODES if args.mode == 'both' else (args.mode,)
-        results = {m: evaluate(preds, gt, m) for m in modes}
+        with cli_warnings():
+            gt = load_ground_truth(args.gt)
+            preds = load_predictions(args.pred, gt)
+            modes = MODES if args.mode == 'both' else (args.mode,)
+            results = {m: evaluate(preds, gt, m) for m in modes}
     except (OSError, ValueError, KeyError) as exc:
         print('error: {}'.format(exc), file=sys.stderr)
         return 2
