@@ -444,7 +444,9 @@ def plot_roc(result, path):
     ax.plot(result['fp'], result['tpr_continuous'], '--',
             label='continuous ({:.4f} at {} FP)'.format(result['continuous'], result['fp_budget']))
     ax.set(xlabel='False positives', ylabel='True positive rate', xlim=(0, max(result['fp_budget'], 1)), ylim=(0, 1),
-           title='FDDB ROC ({} faces; boxes: {})'.format(result['num_faces'], result['conversion']))
+           title='FDDB ROC ({} faces; boxes: {}{})'.format(
+               result['num_faces'], result['conversion'],
+               '' if result['factor'] is None else ' x{:g}'.format(result['factor'])))
     ax.grid(alpha=0.3)
     ax.legend(loc='lower right')
     fig.tight_layout()
