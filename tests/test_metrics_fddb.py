@@ -194,3 +194,12 @@ def test_pair_ratios_equal_pixel_masks(is_ellipse):
                 union = (fm | rm).sum()
                 want[i, j] = (fm & rm).sum() / union if union else 0
     assert np.allclose(got, want) and (want > 0).sum() > 5
+
+
+def test_sizes_from_images(tmp_path):
+    from PIL import Image
+    (tmp_path / '2002' / 'big').mkdir(parents=True)
+    Image.new('RGB', (37, 21)).save(tmp_path / '2002' / 'big' / 'img_1.jpg')
+    assert F.load_image_sizes(images_dir=str(tmp_path), names=['2002/big/img_1']) == {'2002/big/img_1': (37, 21)}
+    with pytest.raises(FileNotFoundError, match='img_2.jpg'):
+        F.load_image_sizes(images_dir=str(tmp_path), names=['2002/big/img_2'])
