@@ -18,6 +18,7 @@ setup(
         'tqdm',
         'matplotlib',
         'pycocotools',
+        'pillow',
     ],
     extras_require={
         'cpu': ['paddlepaddle>=3.0'],
