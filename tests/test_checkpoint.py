@@ -95,6 +95,10 @@ def test_rotation_keeps_newest(tmp_path):
     net, opt, sched = make()
     for it in (5, 10, 15, 20):
         ckpt.save_checkpoint(str(tmp_path), it, net, opt, sched)
+    mask = os.umask(0)
+    os.umask(mask)
+    for _, path in ckpt.list_checkpoints(str(tmp_path)):
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask  # as open() would make it
     removed = ckpt.prune_checkpoints(str(tmp_path), 2)
     assert [os.path.basename(p) for p in removed] == ['iter_0000005.pdckpt', 'iter_0000010.pdckpt']
     assert [it for it, _ in ckpt.list_checkpoints(str(tmp_path))] == [15, 20]

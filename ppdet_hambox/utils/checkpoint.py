@@ -49,6 +49,12 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj, path):
     """``paddle.save(obj, path)`` that either fully happens or leaves ``path``
     as it was: write a temporary file beside it, fsync, ``os.replace``."""
@@ -60,6 +66,7 @@ def atomic_save(obj, path):
         paddle.save(obj, tmp)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes it owner-only
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
