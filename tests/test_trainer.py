@@ -141,7 +141,7 @@ def test_resumed_run_reaches_the_uninterrupted_weights(config_file, tmp_path, wo
     assert resumed.optimizer.get_lr() == pytest.approx(full.optimizer.get_lr())
 
 
-def test_logs_report_losses_mining_stats_and_skipped_images(config_file, tmp_path, caplog):
+def test_logs_report_losses_mining_stats_and_skipped_images(config_file, tmp_path):
     trainer = run(config_file, tmp_path, ['use_vdl=true'])
     out = trainer.save_dir
     records = read_log(os.path.join(out, 'train_log.jsonl'))
@@ -203,7 +203,7 @@ def test_train_tool_exit_codes(config_file, tmp_path, repo_root, capsys):
     assert 'checkpoint not found' in capsys.readouterr().err
 
 
-def test_ema_weights_are_saved_and_amp_on_cpu_is_a_no_op(config_file, tmp_path, caplog):
+def test_ema_weights_are_saved_and_amp_on_cpu_is_a_no_op(config_file, tmp_path):
     trainer = run(config_file, tmp_path, ['use_ema=true', 'ema_decay=0.5', 'amp=true',
                                           'max_iters=3', 'snapshot_iter=100'])
     final = paddle.load(os.path.join(trainer.save_dir, 'model_final.pdparams'))
