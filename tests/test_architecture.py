@@ -94,9 +94,14 @@ def test_no_faces_in_batch_gives_finite_loss():
 def _eval_model(seed=0, **head):
     paddle.seed(seed)
     model = create('HAMBox', tiny_cfg(use_pa=True, HAMBoxHead=head,
-                                      HAMBoxPostProcess={'score_threshold': 0.3}))
-    # a spread of scores, so that a few dozen detections pass the threshold
-    model.head.cls_pred.weight.set_value(paddle.randn(model.head.cls_pred.weight.shape) * 0.5)
+                                      HAMBoxPostProcess={'score_threshold': 0.4}))
+    # BN statistics of real activations (the initial ones saturate the scores in
+    # eval mode), and a spread of scores, so that a few dozen detections pass
+    model.train()
+    with paddle.no_grad():
+        for _ in range(20):
+            model.neck(model.backbone(make_batch(size=96)['image']))
+    model.head.cls_pred.weight.set_value(paddle.randn(model.head.cls_pred.weight.shape) * 0.05)
     model.head.cls_pred.bias.set_value(paddle.to_tensor([-1.0]))
     model.eval()
     return model
@@ -125,7 +130,7 @@ def test_head_outputs_for_analysis():
     num = model.anchor_generator.num_anchors(SIZE, SIZE)
     assert list(out['scores'].shape) == [2, num] and list(out['boxes'].shape) == [2, num, 4]
     scores = out['scores'].numpy()
-    assert ((scores >= 0) & (scores <= 1)).all()
+    assert ((scores > 0) & (scores < 1)).all()
     # the best detection of image 0 is the best-scoring anchor's box, clipped
     det = model(batch)['bbox'].numpy()[0]
     best = scores[0].argmax()
@@ -154,7 +159,7 @@ def test_export_runs_in_the_predictor_without_pa_branches(tmp_path):
     bbox, bbox_num = [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
     assert bbox_num.tolist() == want['bbox_num'].numpy().tolist()
     assert bbox.shape[0] > 0
-    np.testing.assert_allclose(bbox, want['bbox'].numpy(), rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(bbox, want['bbox'].numpy(), rtol=1e-4, atol=1e-3)
 
     # every parameter but the pyramid-anchor predictors' is in the exported graph
     loaded = paddle.jit.load(str(tmp_path / 'model'))
