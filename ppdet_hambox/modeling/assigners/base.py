@@ -27,7 +27,7 @@ def check_fraction(owner, name, value, low=0.0, high=1.0, low_open=False):
     return float(value)
 
 
-def _as_tensor(value, name, dtype='float32'):
+def _as_tensor(value, dtype='float32'):
     if isinstance(value, paddle.Tensor):
         return value.astype(dtype)
     return paddle.to_tensor(np.asarray(value, dtype=dtype))
@@ -39,7 +39,8 @@ def _check_shape(tensor, ndim, name, what):
 
 
 class AnchorAssigner:
-    """Subclasses implement ``match``; ``ignore`` is optional.
+    """Subclasses implement ``match``; ``ignore`` is optional. After a call,
+    ``stats['rounds']`` holds the rounds the compensation solver ran.
 
     ``anchor_pair_iou`` / ``pred_pair_iou``: when set, the scan of the
     anchor (decoded-box) IoU also collects the (anchor, face) pairs above
@@ -55,9 +56,9 @@ class AnchorAssigner:
         self.stats = {}
 
     def __call__(self, anchors, pred_boxes, gt_bbox, gt_mask):
-        anchors = _as_tensor(anchors, 'anchors')
-        gt_bbox = _as_tensor(gt_bbox, 'gt_bbox')
-        gt_mask = _as_tensor(gt_mask, 'gt_mask')
+        anchors = _as_tensor(anchors)
+        gt_bbox = _as_tensor(gt_bbox)
+        gt_mask = _as_tensor(gt_mask)
         _check_shape(anchors, 2, 'anchors', '[A, 4]')
         _check_shape(gt_bbox, 3, 'gt_bbox', '[B, G, 4]')
         _check_shape(gt_mask, 2, 'gt_mask', '[B, G]')
@@ -65,7 +66,7 @@ class AnchorAssigner:
             raise ValueError('assigner input gt_mask {} does not match gt_bbox {}'.format(
                 gt_mask.shape, gt_bbox.shape))
         if pred_boxes is not None:
-            pred_boxes = _as_tensor(pred_boxes, 'pred_boxes').detach()
+            pred_boxes = _as_tensor(pred_boxes).detach()
             _check_shape(pred_boxes, 3, 'pred_boxes', '[B, A, 4]')
             if pred_boxes.shape[:2] != [gt_bbox.shape[0], anchors.shape[0]]:
                 raise ValueError('assigner input pred_boxes {} does not fit {} images x {} anchors'.format(
