@@ -12,6 +12,18 @@ def _masked_sum(values, mask):
     return paddle.where(mask, values, paddle.zeros_like(values)).sum()
 
 
+def _mean_over_processes(count):
+    """``count`` averaged over data-parallel processes. Each process divides its
+    sum by this, and averaging the gradients then gives sum / global count:
+    N processes train like one process with the global batch."""
+    dist = paddle.distributed
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return count
+    total = count.detach().clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
 @register
 class HAMBoxLoss:
     """Classification and box loss from an assignment (``labels``,
@@ -28,8 +40,9 @@ class HAMBoxLoss:
     none); ignored anchors (-1) are left out, so the ``F_i < 0.5`` condition
     of eq. 1 is the assigner's ``ignore_iou`` rule. Without RAL, labels 1 and
     2 are plain positives normalised together and ignored anchors are
-    background. Counts run over the whole batch of this process (sum, then
-    divide; with data parallelism each process normalises its own batch).
+    background. Counts run over the whole batch; with data parallelism they
+    are averaged over the processes, so the normalisers are those of the
+    global batch.
     Box targets are always encoded from the anchors, SmoothL1 summed over
     the four deltas.
 
@@ -71,14 +84,16 @@ class HAMBoxLoss:
 
         num_step_one = step_one.astype('float32').sum()
         num_compensated = compensated.astype('float32').sum()
+        global_step_one = _mean_over_processes(num_step_one)
+        global_compensated = _mean_over_processes(num_compensated)
         if self.use_ral:
-            norm = paddle.clip(num_step_one, min=1)
-            com_norm = paddle.clip(num_compensated, min=1)
+            norm = paddle.clip(global_step_one, min=1)
+            com_norm = paddle.clip(global_compensated, min=1)
             loss_cls = (_masked_sum(focal * quality, compensated) / com_norm
                         + _masked_sum(focal, step_one | (labels == 0)) / norm)
             loss_box = _masked_sum(box, compensated) / com_norm + _masked_sum(box, step_one) / norm
         else:
-            norm = paddle.clip(num_step_one + num_compensated, min=1)
+            norm = paddle.clip(global_step_one + global_compensated, min=1)
             loss_cls = focal.sum() / norm
             loss_box = _masked_sum(box, foreground) / norm
 
