@@ -41,7 +41,8 @@ def build_parser():
     parser.add_argument('-c', '--config', default=DEFAULT_CONFIG)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='overrides for every row')
     parser.add_argument('--rows', type=parse_rows, default=list(ROWS),
-                        help='comma-separated rows (default: {})'.format(','.join(ROWS)))
+                        help='comma-separated rows, run in this order, tabulated in the paper\'s '
+                             '(default: {})'.format(','.join(ROWS)))
     parser.add_argument('--max-iters', type=int, default=600, help='training iterations per row')
     parser.add_argument('--keep-schedule', action='store_true',
                         help='keep the LR milestones/warm-up as configured (default: scale them '
@@ -80,6 +81,7 @@ def main(argv=None):
     except ConfigError as err:
         print('error: {}'.format(err), file=sys.stderr)
         return 2
+    rows.sort(key=lambda row: list(ROWS).index(row['row']))
     note = ('config {}, {} iterations per row, seed {}; evaluated on the config\'s EvalDataset '
             '({} protocol). "paper" columns: WIDER FACE val AP from the paper, for reference only.'.format(
                 args.config, args.max_iters, rows[0]['seed'], rows[0]['protocol']))
