@@ -68,8 +68,10 @@ def load_weights(layer, path, prefix='', strict=False):
         'mismatched': mismatched,
     }
     if not fitting:
-        raise WeightsError('no parameter of {} fits {} ({} keys in the file, e.g. {})'.format(
-            type(layer).__name__, path, len(state), ', '.join(sorted(state)[:3])))
+        reason = ('every shared key has another shape, e.g. {}'.format('; '.join(mismatched[:3])) if mismatched
+                  else 'no key is shared ({} keys in the file, e.g. {}; the model has e.g. {})'.format(
+                      len(state), ', '.join(sorted(state)[:3]), ', '.join(sorted(own)[:3])))
+        raise WeightsError('no parameter of {} fits {}: {}'.format(type(layer).__name__, path, reason))
     if strict and (summary['missing'] or summary['unexpected'] or mismatched):
         raise WeightsError('{} does not fit {} exactly: {} missing, {} unexpected, {} mismatched ({})'.format(
             path, type(layer).__name__, len(summary['missing']), len(summary['unexpected']),

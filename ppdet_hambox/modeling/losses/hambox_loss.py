@@ -3,6 +3,7 @@ import paddle
 
 from ppdet_hambox.core.workspace import create, register
 from ppdet_hambox.modeling.losses.focal_loss import sigmoid_focal_loss
+from ppdet_hambox.modeling.losses.normalizer import mean_over_processes
 from ppdet_hambox.modeling.losses.smooth_l1_loss import smooth_l1_loss
 
 __all__ = ['HAMBoxLoss']
@@ -11,17 +12,6 @@ __all__ = ['HAMBoxLoss']
 def _masked_sum(values, mask):
     return paddle.where(mask, values, paddle.zeros_like(values)).sum()
 
-
-def _mean_over_processes(count):
-    """``count`` averaged over data-parallel processes. Each process divides its
-    sum by this, and averaging the gradients then gives sum / global count:
-    N processes train like one process with the global batch."""
-    dist = paddle.distributed
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return count
-    total = count.detach().clone()
-    dist.all_reduce(total)
-    return total / dist.get_world_size()
 
 
 @register
@@ -84,8 +74,8 @@ class HAMBoxLoss:
 
         num_step_one = step_one.astype('float32').sum()
         num_compensated = compensated.astype('float32').sum()
-        global_step_one = _mean_over_processes(num_step_one)
-        global_compensated = _mean_over_processes(num_compensated)
+        global_step_one = mean_over_processes(num_step_one)
+        global_compensated = mean_over_processes(num_compensated)
         if self.use_ral:
             norm = paddle.clip(global_step_one, min=1)
             com_norm = paddle.clip(global_compensated, min=1)

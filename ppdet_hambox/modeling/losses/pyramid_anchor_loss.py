@@ -18,6 +18,7 @@ import paddle
 
 from ppdet_hambox.core.workspace import create, register
 from ppdet_hambox.modeling.losses.focal_loss import sigmoid_focal_loss
+from ppdet_hambox.modeling.losses.normalizer import mean_over_processes
 from ppdet_hambox.modeling.losses.smooth_l1_loss import smooth_l1_loss
 
 __all__ = ['PyramidAnchorLoss', 'enlarge_boxes']
@@ -83,7 +84,7 @@ class PyramidAnchorLoss:
             matched = paddle.where(positive.unsqueeze(-1), paddle.take_along_axis(boxes, index, axis=1),
                                    expanded_anchors)
             targets = self.coder.encode(expanded_anchors, matched)
-            norm = paddle.clip(positive.astype('float32').sum(), min=1.0)
+            norm = paddle.clip(mean_over_processes(positive.astype('float32').sum()), min=1.0)
         focal = sigmoid_focal_loss(logits, positive, self.alpha, self.gamma)
         focal = paddle.where(labels >= 0, focal, paddle.zeros_like(focal))
         box = smooth_l1_loss(deltas, targets, self.smooth_l1_beta).sum(axis=-1)
