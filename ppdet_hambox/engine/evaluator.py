@@ -1,13 +1,13 @@
-"""Evaluation of a model on the config's ``EvalDataset`` under a test protocol.
+"""Evaluation of a model under a test protocol on the benchmark its config's
+``metric`` names (WIDER FACE val by default).
 
 ``run_evaluation(model, cfg, protocol=None, output_dir=None)`` is what
-``tools/eval.py`` and the trainer's ``--eval`` call. It writes the prediction
-folder for the config's ``metric`` and returns the metric's numbers plus
-``protocol``, ``metric`` and ``output_dir``.
+``tools/eval.py`` and the trainer's ``--eval`` call. It writes the
+predictions (for WIDER FACE the official folder layout) and returns the
+metric's numbers plus ``protocol``, ``metric`` and ``output_dir``.
 """
 import functools
 import glob
-import importlib
 import logging
 import os
 import shutil
@@ -19,6 +19,7 @@ import numpy as np
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.metrics import widerface
 
 __all__ = ['run_evaluation', 'predict_dataset', 'wider_gt_dir', 'zip_predictions', 'METRICS',
            'metric_name', 'clear_prediction_folder', 'read_image']
@@ -77,7 +78,6 @@ def clear_prediction_folder(output_dir):
 def predict_dataset(predictor, dataset, output_dir):
     """Run ``predictor`` on every record of ``dataset`` and write the official
     ``<event>/<name>.txt`` layout; returns (number of images, seconds)."""
-    from ppdet_hambox.metrics.widerface import write_predictions
     os.makedirs(output_dir, exist_ok=True)
     clear_prediction_folder(output_dir)
     start = time.time()
@@ -86,7 +86,7 @@ def predict_dataset(predictor, dataset, output_dir):
         record = dataset[index]
         dets = predictor.detect(read_image(record['im_file']))
         xywh = np.concatenate([dets[:, :2], dets[:, 2:4] - dets[:, :2], dets[:, 4:5]], axis=1)
-        write_predictions(output_dir, record['event'], record['name'], xywh)
+        widerface.write_predictions(output_dir, record['event'], record['name'], xywh)
         if (index + 1) % LOG_EVERY == 0 or index + 1 == total:
             logger.info('eval [%s] %d/%d images, %.2f s/image', predictor.protocol, index + 1, total,
                         (time.time() - start) / (index + 1))
@@ -94,7 +94,6 @@ def predict_dataset(predictor, dataset, output_dir):
 
 
 def _evaluate_widerface(model, cfg, protocol, output_dir, challenge=False):
-    widerface = importlib.import_module('ppdet_hambox.metrics.widerface')
     gt_dir = wider_gt_dir(cfg)
     predictor = Predictor(model, cfg, protocol)
     dataset = build_component(cfg['EvalDataset'], cfg, 'EvalDataset')
