@@ -26,8 +26,8 @@ def test_budget_scales_the_schedule():
     out = budget_overrides(cfg, 300)
     assert out['max_iters'] == 300 and out['snapshot_iter'] == 300 and out['log_iter'] == 20
     assert out['LearningRate']['schedulers'][0]['PiecewiseDecay'] == {'milestones': [240], 'gamma': 0.1}
-    assert out['LearningRate']['schedulers'][1]['LinearWarmup']['steps'] == 200
-    assert budget_overrides(cfg, 50)['LearningRate']['schedulers'][1]['LinearWarmup']['steps'] == 50
+    assert out['LearningRate']['schedulers'][1]['LinearWarmup']['steps'] == 150
+    assert budget_overrides(cfg, 50)['LearningRate']['schedulers'][1]['LinearWarmup']['steps'] == 25
     assert cfg['LearningRate']['schedulers'][0]['PiecewiseDecay']['milestones'] == [2400]
     assert 'LearningRate' not in budget_overrides(cfg, 300, scale_schedule=False)
     assert budget_overrides(cfg, 5)['log_iter'] == 5

@@ -60,7 +60,7 @@ def budget_overrides(cfg, max_iters, scale_schedule=True):
     """``max_iters`` and the run settings that depend on it. With ``scale_schedule``
     the LR milestones of ``cfg`` move in proportion to the budget; the warm-up
     keeps its length (it is about the first steps, not the schedule), capped
-    at the budget."""
+    at half the budget."""
     out = {'max_iters': int(max_iters), 'snapshot_iter': int(max_iters), 'keep_checkpoints': 1,
            'log_iter': max(1, min(int(cfg.get('log_iter') or 20), int(max_iters)))}
     schedulers = (cfg.get('LearningRate') or {}).get('schedulers')
@@ -72,7 +72,7 @@ def budget_overrides(cfg, max_iters, scale_schedule=True):
                 if kind == 'PiecewiseDecay' and 'milestones' in args:
                     args['milestones'] = [max(1, int(round(m * factor))) for m in args['milestones']]
                 elif kind == 'LinearWarmup' and 'steps' in args:
-                    args['steps'] = max(1, min(int(args['steps']), int(max_iters)))
+                    args['steps'] = max(1, min(int(args['steps']), int(max_iters) // 2))
         out['LearningRate'] = {'schedulers': scaled}
     return out
 
