@@ -6,6 +6,7 @@ Everything is built once per test session (``functools.lru_cache``) in a
 temporary folder removed at exit, so the five test files share the cost.
 """
 import atexit
+import copy
 import functools
 import pathlib
 import shutil
@@ -50,7 +51,8 @@ def demo_cfg(**extra):
                  'save_dir': str(workdir() / 'output')}
     for key, value in extra.items():
         overrides[key] = dict(overrides.get(key, {}), **value) if isinstance(value, dict) else value
-    return load_config(str(DEMO_CONFIG), overrides)
+    # load_config returns the global config, which the next load replaces: keep a copy.
+    return copy.deepcopy(load_config(str(DEMO_CONFIG), overrides))
 
 
 def val_images():

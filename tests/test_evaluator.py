@@ -146,7 +146,7 @@ def test_eval_tool_prints_protocol_and_zips(tmp_path, capsys):
                         'TestProtocol.vga_size=[320,240]', '--protocol', 'vga',
                         '--output_eval', str(out_dir), '--zip'])
     printed = capsys.readouterr().out.strip().splitlines()
-    assert 'protocol: vga' in printed[0]
+    assert any(line.startswith('metric: widerface, protocol: vga') for line in printed)
     assert json.loads(printed[-1])['protocol'] == 'vga'
     assert zipfile.is_zipfile(result['zip'])
     assert any(line.startswith('official') for line in printed)

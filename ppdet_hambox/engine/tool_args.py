@@ -4,6 +4,7 @@ import argparse
 import logging
 
 from ppdet_hambox.core.workspace import create, load_config
+from ppdet_hambox.utils.logger import setup_logger
 from ppdet_hambox.utils.weights import load_weights
 
 __all__ = ['base_parser', 'load_cfg', 'build_model']
@@ -20,7 +21,7 @@ def base_parser(description):
 
 
 def load_cfg(args):
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    setup_logger()
     return load_config(args.config, args.opt)
 
 
