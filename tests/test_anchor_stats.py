@@ -175,3 +175,44 @@ def test_train_protocol_faces_are_in_the_network_input(shared_data, tmp_path, re
     np.testing.assert_array_equal(boxes, again)
     other, _, _ = train_faces(cfg, anno, epochs=2, seed=4)
     assert len(other) != len(boxes) or not np.array_equal(other, boxes)
+
+
+def _tool(repo_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('anchor_stats_tool', repo_root / 'tools' / 'anchor_stats.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tool_original_protocol_json_and_plot(tmp_path, repo_root):
+    import json
+
+    anno = tmp_path / 'gt.txt'
+    anno.write_text('a/1.jpg\n3\n2 2 8 8 0 0 0 0 0 0 \n100 40 60 70 0 0 0 1 0 0 \n'
+                    '5 5 0 9 0 0 0 0 0 0 \nb/2.jpg\n0\n0 0 0 0 0 0 0 0 0 0 \n'
+                    'c/3.jpg\n1\n300 200 3 2 0 0 0 0 0 0 \n')
+    out = tmp_path / 'stats.json'
+    result = _tool(repo_root).main(['--anno', str(anno), '--ratios', '0.5,1.0', '--json', str(out),
+                                    '--plot', str(tmp_path / 'fig.png')])
+    saved = json.loads(out.read_text())
+    assert saved['protocol'] == 'original' and [r['ratio'] for r in saved['single']] == [0.5, 1.0]
+    assert saved['face_set']['faces'] == 3 and saved['face_set']['invalid_faces_included'] == 1
+    boxes = np.array([[2, 2, 10, 10], [100, 40, 160, 110], [300, 200, 303, 202]], dtype=np.float64)
+    for design in ('single', 'multi'):
+        for row in saved[design]:
+            counts = A.match_counts(boxes, A.anchor_shapes(design, row['ratio']))
+            assert row['matched'] == pytest.approx((counts > 0).mean())
+            assert row == pytest.approx(dict(result[design][[0.5, 1.0].index(row['ratio'])]))
+    assert saved['single'][0]['matched'] == pytest.approx(2 / 3)  # the 3x2 face matches nothing
+    assert (tmp_path / 'fig.png').stat().st_size > 10_000
+
+
+def test_tool_bad_annotation_is_a_clear_error(tmp_path, repo_root, capsys):
+    anno = tmp_path / 'bad.txt'
+    anno.write_text('a/1.jpg\n2\n1 2 3 4 0 0 0 0 0 0 \n1 2 x 4 0 0 0 0 0 0 \n')
+    with pytest.raises(SystemExit) as exit_info:
+        _tool(repo_root).main(['--anno', str(anno), '--ratios', '0.68'])
+    assert exit_info.value.code == 2
+    assert 'bad.txt:4' in capsys.readouterr().err

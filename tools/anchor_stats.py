@@ -23,7 +23,9 @@ from ppdet_hambox.analysis import anchor_stats  # noqa: E402
 from ppdet_hambox.analysis.face_sets import original_faces  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_anchor_stats  # noqa: E402
 from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces  # noqa: E402
+from ppdet_hambox.core.errors import ConfigError  # noqa: E402
 from ppdet_hambox.core.workspace import load_config  # noqa: E402
+from ppdet_hambox.data.source.widerface import WiderAnnotationError  # noqa: E402
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
 PROTOCOLS = ('original', 'train')
@@ -108,10 +110,14 @@ def main(argv=None):
         raise SystemExit('error: --designs: unknown {}; choose from {}'.format(
             unknown, ','.join(anchor_stats.DESIGNS)))
     start = time.time()
-    boxes, info, image_shape = collect_faces(args)
+    try:
+        boxes, info, image_shape = collect_faces(args)
+    except (WiderAnnotationError, ConfigError, FileNotFoundError) as err:
+        print('error: {}'.format(err), file=sys.stderr)
+        raise SystemExit(2) from None
     stats = anchor_stats.sweep(boxes, args.ratios, designs, iou_thr=args.iou,
                                image_shape=image_shape)
-    result = {'protocol': args.protocol, 'iou_thr': args.iou, 'faces': info}
+    result = {'protocol': args.protocol, 'iou_thr': args.iou, 'face_set': info}
     result.update(stats)
     result['seconds'] = round(time.time() - start, 1)
     print('protocol: {}, {} faces, IoU >= {}, {:.1f} s'.format(
