@@ -96,6 +96,7 @@ def main(argv=None):
     # Latency does not depend on the weights: the backbone's ImageNet file is not needed.
     cfg = load_config(args.config, ['ResNet.pretrained=null'] + list(args.opt))
     image = load_image(args.image)
+    paddle.seed(cfg.get('seed') or 0)     # the same random model on every run
     model = build_model(cfg)
     threshold = float(cfg.get('draw_threshold', 0.5))
     rows = []
