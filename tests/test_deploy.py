@@ -108,10 +108,6 @@ def test_image_without_detections():
     assert len(Predictor(tiny_model(), demo_cfg(), 'vga').detect(image)) == 0
 
 
-@pytest.mark.xfail(reason='HAMBoxPostProcess concatenates empty slices (bbox[:, :2], bbox[:, 2:] / per_row) '
-                          'when no box survives NMS; the oneDNN concat kernel of Paddle 3.3 segfaults on it. '
-                          'Fix in ppdet_hambox/modeling/post_process.py: divide bbox by one [N, 6] factor '
-                          '(1, 1, sx, sy, sx, sy) instead of concatenating.', strict=False)
 def test_image_without_detections_onednn(tmp_path):
     result = subprocess.run(
         [sys.executable, str(DEPLOY_INFER), '--model_dir', str(exported_model_dir()), '--image_file',

@@ -45,8 +45,10 @@ class HAMBoxPostProcess:
         bbox, _, bbox_num = paddle._C_ops.multiclass_nms3(
             boxes, scores.unsqueeze(1), None, self.score_threshold, self.pre_nms_top_k,
             self.keep_top_k, self.nms_threshold, True, 1.0, -1)
+        # One [N, 6] divisor (class and score by 1): concatenating column slices
+        # instead crashes the oneDNN CPU predictor when no box survives (N = 0).
         sy, sx = scale_factor[:, 0:1], scale_factor[:, 1:2]
-        per_image = paddle.concat([sx, sy, sx, sy], axis=1)
+        ones = paddle.ones_like(sx)
+        per_image = paddle.concat([ones, ones, sx, sy, sx, sy], axis=1)
         per_row = paddle.repeat_interleave(per_image, bbox_num, axis=0)
-        bbox = paddle.concat([bbox[:, :2], bbox[:, 2:] / per_row], axis=1)
-        return bbox, bbox_num
+        return bbox / per_row, bbox_num
