@@ -103,6 +103,6 @@ def test_demo_config_builds_the_small_cpu_model():
     cfg = load_config(str(CONFIG_DIR / 'demo' / 'hambox_demo.yml'))
     model, out = _one_step(cfg)
     assert model.backbone.depth == 18 and model.backbone.out_channels == [16, 32, 64, 128]
-    assert model.neck.out_channels == 64
+    assert model.neck.out_channels == 32
     assert type(model.assigner).__name__ == 'HAMBoxAssigner' and model.loss.use_ral
     assert cfg.TrainDataset.dataset_dir == 'dataset/demo'

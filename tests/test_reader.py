@@ -134,7 +134,7 @@ def test_unreadable_images_are_skipped_and_counted(tmp_path, caplog):
         assert batches[1]['im_id'].tolist() == [2, 3] and batches[1]['num_skipped'] == 0
 
 
-@pytest.mark.parametrize('name,size', [('widerface', 640), ('demo', 320)])
+@pytest.mark.parametrize('name,size', [('widerface', 640), ('demo', 256)])
 def test_dataset_configs_load_and_build(repo_root, name, size):
     cfg = load_config(str(repo_root / 'configs' / 'datasets' / '{}.yml'.format(name)))
     train = build_component(cfg.TrainDataset, cfg, 'TrainDataset')
