@@ -4,7 +4,7 @@ Needs only paddlepaddle, numpy, opencv and pyyaml (not ppdet_hambox): the
 pre-processing comes from the export's ``infer_cfg.yml``.
 
     python deploy/python/infer.py --model_dir output_inference/hambox \\
-        --image_file F | --image_dir D | --video_file V [--device cpu|gpu] \\
+        --image_file F | --image_dir D | --video_file V [--device auto|cpu|gpu] \\
         [--cpu_threads N] [--enable_mkldnn] [--run_mode paddle|trt_fp32|trt_fp16] \\
         [--output_dir output] [--threshold 0.5] [--save_json] [--run_benchmark]
 """
@@ -147,9 +147,18 @@ def tensorrt_available():
     return True, 'TensorRT {} (compiled in)'.format('.'.join(map(str, version)))
 
 
-def make_config(model_dir, device='cpu', cpu_threads=1, enable_mkldnn=False, run_mode='paddle',
+def resolve_device(device):
+    """``auto``: ``gpu`` when this Paddle build has CUDA and sees a GPU, else ``cpu``."""
+    if device != 'auto':
+        return device
+    import paddle
+    return 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'
+
+
+def make_config(model_dir, device='auto', cpu_threads=1, enable_mkldnn=False, run_mode='paddle',
                 trt_min_size=128, trt_max_size=1536):
     import paddle.inference as paddle_infer
+    device = resolve_device(device)
     model_file, params_file = os.path.join(model_dir, MODEL_FILE), os.path.join(model_dir, PARAMS_FILE)
     for path in (model_file, params_file):
         if not os.path.isfile(path):
@@ -169,7 +178,7 @@ def make_config(model_dir, device='cpu', cpu_threads=1, enable_mkldnn=False, run
         else:
             config.disable_mkldnn()
     else:
-        raise ValueError('--device must be cpu or gpu, got {!r}'.format(device))
+        raise ValueError('--device must be auto, cpu or gpu, got {!r}'.format(device))
     if run_mode != 'paddle':
         ok, reason = tensorrt_available()
         if not ok or device != 'gpu':
@@ -189,7 +198,7 @@ class Detector:
     """Runs an exported model: ``predict(image)`` -> ``[N, 5]`` (x1 y1 x2 y2
     score, original pixels), with per-stage timings in ``self.times``."""
 
-    def __init__(self, model_dir, device='cpu', cpu_threads=1, enable_mkldnn=False, run_mode='paddle'):
+    def __init__(self, model_dir, device='auto', cpu_threads=1, enable_mkldnn=False, run_mode='paddle'):
         import paddle.inference as paddle_infer
         self.cfg = PredictConfig(model_dir)
         self.predictor = paddle_infer.create_predictor(
@@ -330,7 +339,8 @@ def parse_args(argv=None):
     source.add_argument('--image_file')
     source.add_argument('--image_dir')
     source.add_argument('--video_file')
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'gpu'))
+    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'),
+                        help='auto: gpu when this Paddle build has CUDA and sees a GPU, else cpu')
     parser.add_argument('--cpu_threads', type=int, default=1)
     parser.add_argument('--enable_mkldnn', action='store_true', help='use oneDNN on CPU')
     parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES,
@@ -347,7 +357,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    detector = Detector(args.model_dir, args.device, args.cpu_threads, args.enable_mkldnn, args.run_mode)
+    device = resolve_device(args.device)
+    detector = Detector(args.model_dir, device, args.cpu_threads, args.enable_mkldnn, args.run_mode)
     threshold = detector.cfg.draw_threshold if args.threshold is None else args.threshold
     os.makedirs(args.output_dir, exist_ok=True)
     if args.video_file:
@@ -362,7 +373,7 @@ def main(argv=None):
     if args.run_benchmark:
         summary = latency_summary(detector.times)
         print('latency over {} timed runs ({}, {} threads{}, run_mode {}):'.format(
-            summary['total']['runs'], args.device, args.cpu_threads,
+            summary['total']['runs'], device, args.cpu_threads,
             ', oneDNN' if args.enable_mkldnn else '', args.run_mode))
         print(format_latency(summary))
         print(json.dumps({'latency_ms': summary}))
