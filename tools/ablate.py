@@ -1,7 +1,7 @@
 """Ablation in the shape of the paper's Table 4 (and Table 1 rows) on the CPU demo.
 
     python tools/ablate.py [-c configs/demo/hambox_demo.yml] [--rows baseline,sms,...]
-                           [--max-iters 600] [--seed 42] [--output-dir output/ablation]
+                           [--max-iters N] [--seed 42] [--output-dir output/ablation]
                            [--json F] [--md F] [-o key=value ...]
 
 Every row trains the same config under the same seed and iteration budget,
@@ -43,7 +43,8 @@ def build_parser():
     parser.add_argument('--rows', type=parse_rows, default=list(ROWS),
                         help='comma-separated rows, run in this order, tabulated in the paper\'s '
                              '(default: {})'.format(','.join(ROWS)))
-    parser.add_argument('--max-iters', type=int, default=600, help='training iterations per row')
+    parser.add_argument('--max-iters', type=int,
+                        help='training iterations per row (default: the config\'s max_iters)')
     parser.add_argument('--keep-schedule', action='store_true',
                         help='keep the LR milestones/warm-up as configured (default: scale them '
                              'to --max-iters)')
@@ -57,8 +58,8 @@ def build_parser():
     return parser
 
 
-def ensure_demo_data(config, overrides):
-    cfg = load_config(config, overrides)
+def ensure_demo_data(cfg):
+    """Generate the demo dataset (as ``make demo`` does) where the config expects it, if absent."""
     dataset_dir = (cfg.get('TrainDataset') or {}).get('dataset_dir')
     if dataset_dir and not os.path.isdir(dataset_dir):
         ensure_dataset(dataset_dir, seed=0, num_train=240, num_val=60)
@@ -67,16 +68,18 @@ def ensure_demo_data(config, overrides):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.max_iters < 1:
+    if args.max_iters is not None and args.max_iters < 1:
         parser.error('--max-iters must be >= 1')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     try:
         overrides = parse_overrides(args.opt)
+        cfg = load_config(args.config, overrides)
+        max_iters = args.max_iters or cfg.get('max_iters')
         if not args.no_generate:
-            ensure_demo_data(args.config, overrides)
+            ensure_demo_data(cfg)
         rows = []
         for name in args.rows:
-            rows.append(run_row(args.config, name, args.max_iters, args.output_dir, args.seed, overrides,
+            rows.append(run_row(args.config, name, max_iters, args.output_dir, args.seed, overrides,
                                 scale_schedule=not args.keep_schedule, protocol=args.protocol))
     except ConfigError as err:
         print('error: {}'.format(err), file=sys.stderr)
@@ -84,7 +87,7 @@ def main(argv=None):
     rows.sort(key=lambda row: list(ROWS).index(row['row']))
     note = ('config {}, {} iterations per row, seed {}; evaluated on the config\'s EvalDataset '
             '({} protocol). "paper" columns: WIDER FACE val AP from the paper, for reference only.'.format(
-                args.config, args.max_iters, rows[0]['seed'], rows[0]['protocol']))
+                args.config, max_iters, rows[0]['seed'], rows[0]['protocol']))
     print(note)
     print(format_table(rows))
     json_path = args.json or os.path.join(args.output_dir, 'ablation.json')
@@ -92,7 +95,7 @@ def main(argv=None):
     for path in (json_path, md_path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(json_path, 'w', encoding='utf-8') as f:
-        json.dump({'config': args.config, 'max_iters': args.max_iters, 'rows': rows}, f, indent=1)
+        json.dump({'config': args.config, 'max_iters': max_iters, 'rows': rows}, f, indent=1)
     with open(md_path, 'w', encoding='utf-8') as f:
         f.write(note + '\n\n' + format_table(rows, markdown=True) + '\n')
     print('wrote', json_path, 'and', md_path)
