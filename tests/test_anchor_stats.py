@@ -166,11 +166,12 @@ def test_train_protocol_faces_are_in_the_network_input(shared_data, tmp_path, re
     sizes = estimate_image_sizes(read_wider_annotation(anno), assumed=(683, 1024))
     assert (sizes[:, 0] >= 683).all() and (sizes[:, 1] >= 1024).all()
     cfg = load_config(str(repo_root / 'configs' / 'datasets' / 'demo.yml'))
+    size = next(op['Resize']['target_size'][0] for op in cfg.TrainReader.sample_transforms if 'Resize' in op)
     boxes, shapes, info = train_faces(cfg, anno, epochs=2, seed=3)
     assert info['samples'] == 8 and info['pipeline'][0] == 'BlankDecode'
     assert 'RandomDistort' in info['left_out_pixel_ops']
-    assert len(boxes) > 50 and (shapes == 320).all()
-    assert boxes.min() >= 0 and boxes.max() <= 320
+    assert len(boxes) > 50 and (shapes == size).all()
+    assert boxes.min() >= 0 and boxes.max() <= size
     again, _, _ = train_faces(cfg, anno, epochs=2, seed=3)
     np.testing.assert_array_equal(boxes, again)
     other, _, _ = train_faces(cfg, anno, epochs=2, seed=4)
