@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY_SCRIPT = os.path.join(REPO_ROOT, 'deploy', 'python', 'infer.py')
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def ensure_dataset(dataset_dir, seed, num_train, num_val):
@@ -52,6 +53,12 @@ def run_deploy(model_dir, image_args, output_dir, threshold):
     logger.info('running %s', ' '.join(command))
     subprocess.run(command, check=True)
     return sorted(p for p in glob.glob(os.path.join(output_dir, '*')) if not p.endswith('.json'))
+
+
+def image_folders(root):
+    """``root`` and every folder below it that holds images, in sorted order."""
+    return [folder for folder, _, files in sorted(os.walk(root))
+            if any(name.lower().endswith(IMAGE_SUFFIXES) for name in files)]
 
 
 def sample_images(image_dir, count):
@@ -94,8 +101,10 @@ def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train
     drawn += run_deploy(model_dir, ['--image_dir', val_samples_dir], os.path.join(output_dir, 'vis_val'),
                         threshold)
     if photos_dir and os.path.isdir(photos_dir):
-        drawn += run_deploy(model_dir, ['--image_dir', photos_dir], os.path.join(output_dir, 'vis_photos'),
-                            threshold)
+        for folder in image_folders(photos_dir):
+            relative = os.path.relpath(folder, photos_dir)
+            drawn += run_deploy(model_dir, ['--image_dir', folder],
+                                os.path.normpath(os.path.join(output_dir, 'vis_photos', relative)), threshold)
     else:
         logger.info('no real photographs folder (%s): skipped drawing on them', photos_dir)
 
