@@ -52,8 +52,9 @@ def format_summary(result):
     hq = result['high_quality_anchors']
     faces = result['faces_matched']
     lines = [
-        'dataset {}: {} images, {} faces; CPBB = score >= {score_thr}, IoU > {correct_iou}'.format(
-            result['dataset'], result['images'], result['faces'], **result['definitions']),
+        'dataset {} ({}): {} images, {} faces; CPBB = score >= {score_thr}, IoU > {correct_iou}'.format(
+            result['dataset'], result['annotation'], result['images'], result['faces'],
+            **result['definitions']),
         'correct boxes from first-step matched anchors: {:.1%} of {} before NMS, {:.1%} of {} after NMS'.format(
             cpbb['before_nms']['fraction_from_matched'], cpbb['before_nms']['total'],
             cpbb['after_nms']['fraction_from_matched'], cpbb['after_nms']['total']),
@@ -90,7 +91,7 @@ def main(argv=None):
     collect_match_stats(model, loader, stats, hambox_args(cfg), nms_iou=post.nms_threshold,
                         pre_nms_top_k=post.pre_nms_top_k, keep_top_k=post.keep_top_k,
                         clip_boxes=post.clip_boxes, max_images=args.max_images)
-    result = dict(stats.summary(), dataset='{} ({})'.format(args.dataset, getattr(dataset, 'annotation_file', key)),
+    result = dict(stats.summary(), dataset=args.dataset, annotation=getattr(dataset, 'annotation_file', key),
                   weights=cfg.get('weights'), nms_iou=post.nms_threshold)
     print(format_summary(result))
     if args.json:

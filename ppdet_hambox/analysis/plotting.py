@@ -83,14 +83,14 @@ def _cdf_line(ax, summary, label, **kwargs):
 def plot_match_stats(result, path):
     """Paper Fig. 2 (a-d) and Fig. 4 (c) from a ``MatchStats.summary()``."""
     pos_iou = result['definitions']['pos_iou']
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
     ax = axes[0, 0]
     for stage, style in (('before_nms', '-'), ('after_nms', '--')):
         bucket = result['correct_boxes'][stage]
         _cdf_line(ax, bucket['anchor_iou'], '{}: {:.1%} from matched anchors'.format(
             stage.replace('_', ' '), bucket['fraction_from_matched']), ls=style)
     ax.axvline(pos_iou, color='0.5', lw=0.8, ls=':')
-    ax.set_title('(Fig. 2a) IoU(anchor, face) of correctly predicted boxes')
+    ax.set_title('(Fig. 2a) anchors of correctly predicted boxes', fontsize=10)
     ax.set_xlabel('IoU between the anchor and the face its box hits')
     ax.set_ylabel('cumulative fraction')
 
@@ -98,7 +98,7 @@ def plot_match_stats(result, path):
     for key, label in (('compensated_dms', 'standard (DMS) compensated'),
                        ('compensated_hambox', 'HAMBox compensated'), ('first_step', 'first-step matched')):
         _cdf_line(ax, result['decoded_iou'][key], label)
-    ax.set_title('(Fig. 2b) IoU(decoded box, face) of assigned anchors')
+    ax.set_title('(Fig. 2b) regression quality of assigned anchors', fontsize=10)
     ax.set_xlabel('IoU between the regressed box and its face')
     ax.set_ylabel('cumulative fraction')
 
@@ -106,26 +106,27 @@ def plot_match_stats(result, path):
     hq = result['high_quality_anchors']
     ax.bar(['matched', 'unmatched'], [hq['total'] - hq['unmatched'], hq['unmatched']],
            color=['tab:blue', 'tab:red'])
-    ax.set_title('(Fig. 2c) high-quality anchors: {:.1%} unmatched'.format(hq['fraction_unmatched']))
+    ax.set_title('(Fig. 2c) high-quality anchors: {:.1%} unmatched'.format(hq['fraction_unmatched']),
+                 fontsize=10)
     ax.set_ylabel('anchors with IoU(decoded box, face) > {}'.format(result['definitions']['hq_iou']))
 
     ax = axes[1, 0]
     faces = result['faces_matched']
-    names = [('matched_to_anchor', 'matched to\nanchors'),
-             ('with_cpbb_from_matched', 'CPBB from\nmatched anchor'),
-             ('with_cpbb_from_matched_after_nms', 'CPBB from matched\nanchor after NMS'),
-             ('with_cpbb', 'any CPBB'), ('with_cpbb_after_nms', 'any CPBB\nafter NMS')]
+    names = [('matched_to_anchor', 'matched\nto anchors'),
+             ('with_cpbb_from_matched', 'CPBB from\nmatched'),
+             ('with_cpbb_from_matched_after_nms', 'CPBB from\nmatched,\nafter NMS'),
+             ('with_cpbb', 'any\nCPBB'), ('with_cpbb_after_nms', 'any CPBB,\nafter NMS')]
     ax.bar([n for _, n in names], [faces[k] for k, _ in names],
            color=['tab:red', 'tab:blue', 'tab:green', '0.6', '0.4'])
     ax.axhline(result['faces'], color='k', lw=0.8, ls=':', label='all faces ({})'.format(result['faces']))
     ax.legend(fontsize=8)
     ax.tick_params(axis='x', labelsize=7)
-    ax.set_title('(Fig. 2d) faces')
+    ax.set_title('(Fig. 2d) faces', fontsize=10)
 
     ax = axes[1, 1]
     _cdf_line(ax, result['matched_anchor_iou']['first_step'], 'first step (SMS)')
     _cdf_line(ax, result['matched_anchor_iou']['compensated_dms'], 'second step (DMS compensation)')
-    ax.set_title('(Fig. 4c) IoU(anchor, face) of matched anchors')
+    ax.set_title('(Fig. 4c) IoU(anchor, face) of matched anchors', fontsize=10)
     ax.set_xlabel('IoU between the anchor and its face')
     ax.set_ylabel('cumulative fraction')
     for ax in (axes[0, 0], axes[0, 1], axes[1, 1]):
@@ -141,10 +142,11 @@ def plot_match_stats(result, path):
 def _caption(result):
     d = result['definitions']
     return '\n'.join([
-        'dataset: {}'.format(result.get('dataset', '?')),
+        'dataset: {} ({})'.format(result.get('dataset', '?'),
+                                  os.path.basename(str(result.get('annotation', '?')))),
         'images: {}, faces: {}'.format(result['images'], result['faces']),
         'matched anchor: SMS IoU >= {}'.format(d['pos_iou']),
         'CPBB: score >= {}, IoU(box, face) > {}'.format(d['score_thr'], d['correct_iou']),
         'high quality: IoU(decoded box, face) > {}'.format(d['hq_iou']),
-        'weights: {}'.format(result.get('weights', '?')),
+        'weights: {}'.format(os.path.basename(str(result.get('weights', '?')))),
     ])
