@@ -18,10 +18,8 @@ import time
 
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.data.source import demo as demo_source
-from ppdet_hambox.engine.evaluator import run_evaluation
 from ppdet_hambox.engine.export import export_model
-from ppdet_hambox.engine.trainer import Trainer
-from ppdet_hambox.utils.weights import load_weights
+from ppdet_hambox.engine.train_eval import train_then_evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +73,8 @@ def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train
     dataset_dir = cfg['TrainDataset']['dataset_dir']
     dataset = ensure_dataset(dataset_dir, seed, num_train, num_val)
 
-    start = time.time()
-    trainer = Trainer(cfg, mode='train')
-    trainer.train()
-    train_seconds = time.time() - start
-    weights = os.path.join(trainer.save_dir, 'model_final.pdparams')
-
-    model = trainer.raw_model
-    load_weights(model, weights, strict=True)
-    model.eval()
-    start = time.time()
-    result = run_evaluation(model, cfg, output_dir=os.path.join(output_dir, 'eval_predictions'))
-    eval_seconds = time.time() - start
+    run = train_then_evaluate(cfg, os.path.join(output_dir, 'eval_predictions'))
+    model, result = run['model'], run['result']
 
     model_dir = os.path.join(output_dir, 'inference_model')
     export_model(model, cfg, model_dir)
@@ -112,8 +100,8 @@ def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train
         'easy': result['easy'], 'medium': result['medium'], 'hard': result['hard'],
         'python_port': result.get('python_port'),
         'eval_protocol': result.get('protocol'), 'eval_mode': 'official',
-        'train_seconds': round(train_seconds, 1), 'eval_seconds': round(eval_seconds, 1),
-        'iterations': trainer.max_iters, 'config': config, 'weights': weights,
+        'train_seconds': round(run['train_seconds'], 1), 'eval_seconds': round(run['eval_seconds'], 1),
+        'iterations': run['trainer'].max_iters, 'config': config, 'weights': run['weights'],
         'inference_model': model_dir, 'drawn_images': drawn, 'dataset': dataset,
     }
     with open(os.path.join(output_dir, 'report.json'), 'w') as f:

@@ -5,7 +5,23 @@ from ppdet_hambox.core.workspace import register
 from ppdet_hambox.data.image_io import read_image
 from ppdet_hambox.data.transform.base import face_arrays, keep_faces, set_image
 
-__all__ = ['Decode']
+__all__ = ['Decode', 'attach_image']
+
+
+def attach_image(sample, image):
+    """Make ``image`` the sample's original image: set ``image``,
+    ``ori_shape``, ``im_shape`` and ``scale_factor`` (1, 1), clip the faces to
+    it and drop those left with no area."""
+    h, w = image.shape[:2]
+    set_image(sample, image)
+    sample['ori_shape'] = np.array([h, w], dtype=np.int64)
+    sample['scale_factor'] = np.ones(2, dtype=np.float32)
+    boxes, ignore = face_arrays(sample)
+    clipped = np.empty_like(boxes)
+    clipped[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
+    clipped[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
+    keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return keep_faces(sample, clipped, ignore, keep)
 
 
 @register
@@ -19,14 +35,4 @@ class Decode:
         self.apply_exif_orientation = apply_exif_orientation
 
     def __call__(self, sample, rng=None):
-        image = read_image(sample['im_file'], self.apply_exif_orientation)
-        h, w = image.shape[:2]
-        set_image(sample, image)
-        sample['ori_shape'] = np.array([h, w], dtype=np.int64)
-        sample['scale_factor'] = np.ones(2, dtype=np.float32)
-        boxes, ignore = face_arrays(sample)
-        clipped = np.empty_like(boxes)
-        clipped[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
-        clipped[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
-        keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-        return keep_faces(sample, clipped, ignore, keep)
+        return attach_image(sample, read_image(sample['im_file'], self.apply_exif_orientation))
