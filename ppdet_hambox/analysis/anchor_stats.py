@@ -4,11 +4,12 @@ A face *matches* an anchor when their IoU (continuous coordinates, no ``+1``)
 is at least ``iou_thr``. Every face is counted on its own: an anchor counts
 for every face it overlaps enough (no arg-max between faces). Anchor grids
 start at ``(0.5 * stride, 0.5 * stride)``; they are unbounded right and
-bottom unless ``grid_shape`` bounds them to an image.
+bottom unless ``image_shape`` bounds them to an image.
 
 Only anchors within a small window around a face can reach the threshold
 (see :func:`_centre_radius`), so each (face, level, anchor shape) pair looks at
-a fixed window of grid cells, enumerated with NumPy broadcasting.
+a window of grid cells only; faces with the same window size are enumerated
+together with NumPy broadcasting.
 """
 import math
 
