@@ -236,3 +236,17 @@ def test_registry_and_config_errors():
         HAMBoxAssigner()(np.zeros((2, 4)), None, np.zeros((1, 1, 4)), np.ones((1, 1)))
     with pytest.raises(ValueError, match='gt_bbox'):
         SMSAssigner()(np.zeros((2, 4)), None, np.zeros((1, 4)), np.ones((1, 1)))
+
+
+def test_compensated_mask_marks_second_step_anchors_of_every_strategy():
+    """DMS / NAMS label their second-step anchors 1 and HAMBox labels 2; the
+    ``compensated`` mask marks both kinds, and nothing for SMS."""
+    from ppdet_hambox.modeling.assigners import dms_assign, hambox_assign, sms_assign
+    anchors = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], dtype='float32')
+    faces = np.array([[0, 0, 10, 10], [19, 0, 23, 4]], dtype='float32')   # face 1: IoU 12/104 with anchor 1
+    assert not sms_assign(anchors, faces)['compensated'].any()
+    dms = dms_assign(anchors, faces)
+    assert dms['labels'].tolist() == [1, 1, 0] and dms['compensated'].tolist() == [False, True, False]
+    decoded = np.array([[0, 0, 10, 10], [19, 0, 23, 4], [60, 0, 70, 10]], dtype='float32')
+    mined = hambox_assign(anchors, decoded, faces, K=1, T=0.8)
+    assert mined['labels'].tolist() == [1, 2, 0] and mined['compensated'].tolist() == [False, True, False]

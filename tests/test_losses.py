@@ -144,3 +144,17 @@ def test_registry_builds_the_loss_with_its_coder():
     assert loss.use_ral is False and loss.coder.weights == [1., 1., 1., 1.]
     with pytest.raises(Exception, match='use_ral'):
         create('HAMBoxLoss', {'HAMBoxLoss': {'use_ral': 'yes'}})
+
+
+def test_mining_statistics_count_second_step_anchors_of_dms():
+    """num_com / com_iou (the Fig. 3 log) also cover DMS second-step anchors,
+    while the loss itself treats them as plain positives."""
+    from ppdet_hambox.modeling.assigners import DMSAssigner
+    from ppdet_hambox.modeling.losses import HAMBoxLoss
+    anchors = paddle.to_tensor([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], dtype='float32')
+    faces = paddle.to_tensor([[[0, 0, 10, 10], [19, 0, 23, 4]]], dtype='float32')
+    assign = DMSAssigner()(anchors, None, faces, paddle.ones([1, 2]))
+    out = HAMBoxLoss(use_ral=False)(paddle.zeros([1, 3]), paddle.zeros([1, 3, 4]), anchors, faces, assign)
+    assert out['num_com'].item() == 1.0
+    assert abs(out['com_iou'].item() - 12.0 / 104.0) < 1e-6   # anchor 1 vs face 1: 3x4 overlap, union 104
+    assert out['num_pos'].item() == 1.0

@@ -90,7 +90,11 @@ class AnchorAssigner:
         else:
             quality = assigned_quality(pred_boxes, gt_bbox, gt_index, by_pred['best'])
         labels = self.ignore(labels, quality)
-        return dict(labels=labels, gt_index=gt_index, quality=quality.astype('float32'))
+        # Positive without being a first-step positive: HAMBox's label 2 and
+        # the second-step anchors of DMS / NAMS alike (for the mining logs).
+        compensated = (labels > 0) & ~positive
+        return dict(labels=labels, gt_index=gt_index, quality=quality.astype('float32'),
+                    compensated=compensated)
 
     def match(self, by_anchor, by_pred, valid, best_face, positive):
         """``(labels, gt_index)`` from the IoU scans (see ``scan_iou``) and the

@@ -1,6 +1,6 @@
 """One-image assigner calls on NumPy arrays or Tensors, for tools and tests.
 
-Each returns ``dict(labels, gt_index, quality)`` of NumPy arrays ``[A]``.
+Each returns ``dict(labels, gt_index, quality, compensated)`` of NumPy arrays ``[A]``.
 Without ``pred_boxes`` the quality is measured on the anchors themselves
 (IoU of the anchor with its face, or its best IoU over faces); with them it
 is the decoded-box quality of the batched contract.

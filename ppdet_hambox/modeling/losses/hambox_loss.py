@@ -36,8 +36,11 @@ class HAMBoxLoss:
     Box targets are always encoded from the anchors, SmoothL1 summed over
     the four deltas.
 
-    The returned ``num_pos`` and ``num_com`` are per-image means,
-    ``com_iou`` the mean quality of compensated anchors (0 if none).
+    The returned ``num_pos`` (first-step positives) and ``num_com``
+    (compensated anchors) are per-image means, ``com_iou`` the mean quality
+    of compensated anchors (0 if none). For these logged numbers,
+    compensated means the assigner's ``compensated`` mask when it gives one
+    (so DMS / NAMS second-step anchors count too), else label 2.
     """
 
     __inject__ = ['coder']
@@ -88,6 +91,9 @@ class HAMBoxLoss:
             loss_box = _masked_sum(box, foreground) / norm
 
         batch = float(labels.shape[0])
-        com_iou = _masked_sum(quality, compensated) / paddle.clip(num_compensated, min=1)
+        mined = assign.get('compensated', compensated)
+        num_mined = mined.astype('float32').sum()
+        num_first_step = (foreground & ~mined).astype('float32').sum()
+        com_iou = _masked_sum(quality, mined) / paddle.clip(num_mined, min=1)
         return dict(loss=loss_cls + self.loss_box_weight * loss_box, loss_cls=loss_cls, loss_box=loss_box,
-                    num_pos=num_step_one / batch, num_com=num_compensated / batch, com_iou=com_iou.detach())
+                    num_pos=num_first_step / batch, num_com=num_mined / batch, com_iou=com_iou.detach())
