@@ -10,13 +10,10 @@ import copy
 import json
 import math
 import os
-import time
 
 from ppdet_hambox.analysis.mining_log import MiningLogError, read_mining_log
 from ppdet_hambox.core.workspace import load_config
-from ppdet_hambox.engine.evaluator import run_evaluation
-from ppdet_hambox.engine.trainer import Trainer
-from ppdet_hambox.utils.weights import load_weights
+from ppdet_hambox.engine.train_eval import train_then_evaluate
 
 __all__ = ['ROWS', 'row_overrides', 'budget_overrides', 'run_row', 'format_table', 'PAPER']
 
@@ -117,26 +114,18 @@ def run_row(config, name, max_iters, output_dir, seed=None, overrides=None, scal
     if seed is not None:
         extra['seed'] = int(seed)
     cfg = load_config(config, _merge(overrides or {}, extra))
-    start = time.time()
-    trainer = Trainer(cfg, mode='train')
-    trainer.train()
-    train_seconds = time.time() - start
-    weights = os.path.join(trainer.save_dir, 'model_final.pdparams')
-    model = trainer.raw_model
-    load_weights(model, weights, strict=True)
-    model.eval()
-    start = time.time()
-    result = run_evaluation(model, cfg, protocol=protocol, output_dir=os.path.join(row_dir, 'eval'))
+    run = train_then_evaluate(cfg, os.path.join(row_dir, 'eval'), protocol=protocol)
+    result = run['result']
     label, flags, ratio, assigner, use_ral = ROWS[name]
     row = {
         'row': name, 'label': label, 'ratio': ratio, 'assigner': assigner, 'use_ral': use_ral,
         'flags': dict(zip(('baseline', 'sms', 'oam', 'ral'), map(bool, flags))),
         'easy': _ap(result['easy']), 'medium': _ap(result['medium']), 'hard': _ap(result['hard']),
         'protocol': result.get('protocol'), 'max_iters': int(max_iters), 'seed': cfg.get('seed'),
-        'train_seconds': round(train_seconds, 1), 'eval_seconds': round(time.time() - start, 1),
-        'weights': weights,
-        'mining': _mining_summary(os.path.join(trainer.save_dir, 'train_log.jsonl')),
-        'train_log': os.path.join(trainer.save_dir, 'train_log.jsonl'),
+        'train_seconds': round(run['train_seconds'], 1), 'eval_seconds': round(run['eval_seconds'], 1),
+        'weights': run['weights'],
+        'mining': _mining_summary(os.path.join(run['trainer'].save_dir, 'train_log.jsonl')),
+        'train_log': os.path.join(run['trainer'].save_dir, 'train_log.jsonl'),
         'paper_wider_val': dict(zip(SETTINGS, PAPER[name])),
     }
     with open(os.path.join(row_dir, 'result.json'), 'w', encoding='utf-8') as f:

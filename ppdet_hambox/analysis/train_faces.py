@@ -22,8 +22,8 @@ from tqdm import tqdm
 from ppdet_hambox.core.workspace import create
 from ppdet_hambox.data.pipeline import TransformedDataset
 from ppdet_hambox.data.source.widerface import WIDERFaceDataset, read_wider_annotation
-from ppdet_hambox.data.transform.base import face_arrays, keep_faces, set_image
-from ppdet_hambox.data.transform.decode import Decode
+from ppdet_hambox.data.transform.base import face_arrays
+from ppdet_hambox.data.transform.decode import Decode, attach_image
 
 __all__ = ['PIXEL_ONLY_OPS', 'BlankDecode', 'estimate_image_sizes', 'header_image_sizes',
            'train_faces']
@@ -42,15 +42,7 @@ class BlankDecode:
 
     def __call__(self, sample, rng=None):
         h, w = (int(v) for v in self.sizes[sample['im_id']])
-        set_image(sample, np.zeros((h, w, 3), dtype=np.uint8))
-        sample['ori_shape'] = np.array([h, w], dtype=np.int64)
-        sample['scale_factor'] = np.ones(2, dtype=np.float32)
-        boxes, ignore = face_arrays(sample)
-        clipped = np.empty_like(boxes)
-        clipped[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
-        clipped[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
-        keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
-        return keep_faces(sample, clipped, ignore, keep)
+        return attach_image(sample, np.zeros((h, w, 3), dtype=np.uint8))
 
 
 def estimate_image_sizes(annotation, assumed=DEFAULT_ASSUMED_SIZE):
