@@ -9,7 +9,6 @@ one square anchor per location (sides ratio x 16..512, strides 4..128) and for
 3 octave scales x 3 aspect ratios per location.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces 
 from ppdet_hambox.core.errors import ConfigError  # noqa: E402
 from ppdet_hambox.core.workspace import load_config  # noqa: E402
 from ppdet_hambox.data.source.widerface import WiderAnnotationError  # noqa: E402
+from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
 PROTOCOLS = ('original', 'train')
@@ -124,10 +124,7 @@ def main(argv=None):
         args.protocol, len(boxes), args.iou, result['seconds']))
     print(format_table(result))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(result, f, indent=1)
-        print('wrote', args.json)
+        print('wrote', write_json(args.json, result))
     if args.plot:
         print('wrote', plot_anchor_stats(result, args.plot))
     return result

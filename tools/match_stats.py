@@ -9,7 +9,6 @@ predicted boxes regressed from anchors matched in the first step (before and
 after NMS), the IoU distributions of first-step and compensated anchors, and
 the share of high-quality anchors that standard matching leaves unmatched.
 """
-import json
 import os
 import sys
 
@@ -21,6 +20,7 @@ from ppdet_hambox.analysis.plotting import plot_match_stats  # noqa: E402
 from ppdet_hambox.core.errors import ConfigError  # noqa: E402
 from ppdet_hambox.core.workspace import build_component, create  # noqa: E402
 from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 DATASET_KEYS = {'val': 'EvalDataset', 'train': 'TrainDataset'}
 HAMBOX_KEYS = ('K', 'T', 'ignore_iou')
@@ -95,10 +95,7 @@ def main(argv=None):
                   weights=cfg.get('weights'), nms_iou=post.nms_threshold)
     print(format_summary(result))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(result, f, indent=1)
-        print('wrote', args.json)
+        print('wrote', write_json(args.json, result))
     if args.plot:
         print('wrote', plot_match_stats(result, args.plot))
     return result
