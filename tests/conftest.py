@@ -26,3 +26,17 @@ def shared_data():
 @pytest.fixture(scope='session')
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture
+def sample_val_tree(shared_data, tmp_path):
+    """The four sample WIDER FACE val photos laid out as ``images/<event>/<name>.jpg``
+    (symlinks) under ``tmp_path``; returns (their annotation file, the images folder)."""
+    samples = shared_data / 'samples' / 'widerface_val'
+    anno = samples / 'wider_face_val_bbx_gt_subset.txt'
+    for line in anno.read_text().splitlines():
+        if line.strip().endswith('.jpg'):
+            target = tmp_path / 'images' / line.strip()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(samples / target.name)
+    return anno, tmp_path / 'images'

@@ -116,18 +116,6 @@ def test_per_face_image_shapes_group_like_single_shapes():
         A.match_counts(boxes, shapes, (4, 8, 16), image_shape=per_face[:5])
 
 
-def _sample_tree(shared_data, tmp_path):
-    """The four sample val photos under <event>/<name>.jpg (symlinks) and their annotation."""
-    samples = shared_data / 'samples' / 'widerface_val'
-    anno = samples / 'wider_face_val_bbx_gt_subset.txt'
-    for line in anno.read_text().splitlines():
-        if line.strip().endswith('.jpg'):
-            target = tmp_path / 'images' / line.strip()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(samples / target.name)
-    return anno, tmp_path / 'images'
-
-
 def _geometric_pipeline(decode):
     from ppdet_hambox.data.transform.crop import DataAnchorSampling, RandomSquareCrop
     from ppdet_hambox.data.transform.spatial import RandomFlip, Resize
@@ -137,13 +125,13 @@ def _geometric_pipeline(decode):
             RandomFlip(prob=0.5), Resize(target_size=[320, 320])]
 
 
-def test_blank_decode_gives_the_faces_of_real_decoding(shared_data, tmp_path):
+def test_blank_decode_gives_the_faces_of_real_decoding(sample_val_tree):
     from ppdet_hambox.analysis.train_faces import BlankDecode, header_image_sizes
     from ppdet_hambox.data.pipeline import TransformedDataset
     from ppdet_hambox.data.source.widerface import WIDERFaceDataset, read_wider_annotation
     from ppdet_hambox.data.transform.decode import Decode
 
-    anno, image_dir = _sample_tree(shared_data, tmp_path)
+    anno, image_dir = sample_val_tree
     sizes = header_image_sizes(read_wider_annotation(anno), image_dir)
     assert sizes[:, 1].tolist() == [1024] * 4
     dataset = WIDERFaceDataset(dataset_dir='', image_dir=str(image_dir), anno_path=str(anno))
@@ -156,13 +144,13 @@ def test_blank_decode_gives_the_faces_of_real_decoding(shared_data, tmp_path):
         assert not b['image'].any()
 
 
-def test_train_protocol_faces_are_in_the_network_input(shared_data, tmp_path, repo_root):
+def test_train_protocol_faces_are_in_the_network_input(sample_val_tree, repo_root):
     import ppdet_hambox.components  # noqa: F401
     from ppdet_hambox.analysis.train_faces import estimate_image_sizes, train_faces
     from ppdet_hambox.core.workspace import load_config
     from ppdet_hambox.data.source.widerface import read_wider_annotation
 
-    anno, _ = _sample_tree(shared_data, tmp_path)
+    anno, _ = sample_val_tree
     sizes = estimate_image_sizes(read_wider_annotation(anno), assumed=(683, 1024))
     assert (sizes[:, 0] >= 683).all() and (sizes[:, 1] >= 1024).all()
     cfg = load_config(str(repo_root / 'configs' / 'datasets' / 'demo.yml'))

@@ -110,14 +110,8 @@ def _tool(repo_root):
     return module
 
 
-def test_tool_runs_end_to_end_on_real_photos(shared_data, tmp_path, repo_root):
-    samples = shared_data / 'samples' / 'widerface_val'
-    anno = samples / 'wider_face_val_bbx_gt_subset.txt'
-    for line in anno.read_text().splitlines():
-        if line.strip().endswith('.jpg'):
-            target = tmp_path / 'images' / line.strip()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(samples / target.name)
+def test_tool_runs_end_to_end_on_real_photos(sample_val_tree, tmp_path, repo_root):
+    anno, _ = sample_val_tree
     config = tmp_path / 'tiny.yml'
     config.write_text(yaml.safe_dump({
         '_BASE_': [str(repo_root / 'configs' / 'datasets' / 'widerface.yml')],
