@@ -296,3 +296,14 @@ def test_demo_model_resumes_exactly_with_random_augmentation_and_workers(demo_co
         best = json.load(f)
     assert best['metric'] == 'hard' and best['value'] == max(r['hard'] for r in evals)
     assert os.path.isfile(os.path.join(full.save_dir, 'best_model.pdparams'))
+
+
+def test_logged_com_iou_is_weighted_by_compensated_anchors():
+    from ppdet_hambox.engine.trainer import _Window
+    window = _Window()
+    window.add({'num_com': 0.0, 'com_iou': 0.0}, 0.1)
+    window.add({'num_com': 2.0, 'com_iou': 0.9}, 0.1)
+    window.add({'num_com': 1.0, 'com_iou': 0.6}, 0.1)
+    means = window.means()
+    assert abs(means['com_iou'] - (0.9 * 2 + 0.6) / 3) < 1e-9
+    assert abs(means['num_com'] - 1.0) < 1e-9

@@ -389,6 +389,7 @@ class _Window:
 
     def __init__(self):
         self.sums = {}
+        self.com_iou_weighted = 0.0
         self.steps = 0
         self.lr = 0.0
         self.start = time.time()
@@ -396,11 +397,18 @@ class _Window:
     def add(self, values, lr):
         for key, value in values.items():
             self.sums[key] = self.sums.get(key, 0.0) + value
+        if 'com_iou' in values and 'num_com' in values:
+            self.com_iou_weighted += values['com_iou'] * values['num_com']
         self.steps += 1
         self.lr = lr
 
     def means(self):
-        return {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        """Step means; ``com_iou`` is weighted by ``num_com``, so steps that
+        compensated nothing do not dilute the IoU of those that did."""
+        means = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        if 'com_iou' in means and self.sums.get('num_com', 0.0) > 0:
+            means['com_iou'] = self.com_iou_weighted / self.sums['num_com']
+        return means
 
     def seconds(self):
         return time.time() - self.start
