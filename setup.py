@@ -25,6 +25,7 @@ setup(
         'gpu': ['paddlepaddle-gpu>=3.0'],
         'demo': ['scikit-image'],
         'onnx': ['paddle2onnx>=2.1', 'onnxruntime'],
-        'dev': ['pytest', 'scikit-image', 'paddle2onnx>=2.1', 'onnxruntime'],
+        'serve': ['fastapi', 'uvicorn', 'psutil'],
+        'dev': ['pytest', 'scikit-image', 'paddle2onnx>=2.1', 'onnxruntime', 'fastapi', 'uvicorn', 'psutil', 'httpx'],
     },
 )
