@@ -21,6 +21,24 @@ import yaml
 MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
+EXIT_USER_ERROR = 2
+
+
+class DeployError(Exception):
+    """Bad user input (a file, folder, flag or value that cannot be used);
+    the message names it. ``run_cli`` prints it as one line."""
+
+
+def run_cli(main, argv=None):
+    """Call ``main(argv)``; return its int status (0 for any other result),
+    or print a ``DeployError`` as ``error: <message>`` and return 2. Any
+    other exception keeps its traceback (it is a bug)."""
+    try:
+        result = main(argv)
+    except DeployError as err:
+        print('error: {}'.format(err), file=sys.stderr)
+        return EXIT_USER_ERROR
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 # ----------------------------------------------------------------------------- pre-processing
