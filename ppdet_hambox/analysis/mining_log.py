@@ -11,12 +11,14 @@ import os
 
 import numpy as np
 
+from ppdet_hambox.core.errors import UserError
+
 __all__ = ['MiningLogError', 'read_mining_log', 'MINING_FIELDS', 'smooth']
 
 MINING_FIELDS = ('num_com', 'com_iou')
 
 
-class MiningLogError(ValueError):
+class MiningLogError(UserError, ValueError):
     """A log that cannot be read; the message names the file and line."""
 
 

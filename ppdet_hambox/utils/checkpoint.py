@@ -26,13 +26,15 @@ import tempfile
 import numpy as np
 import paddle
 
+from ppdet_hambox.core.errors import UserError
+
 CHECKPOINT_FORMAT = 'ppdet_hambox.checkpoint'
 CHECKPOINT_VERSION = 1
 CHECKPOINT_SUFFIX = '.pdckpt'
 CHECKPOINT_PATTERN = re.compile(r'^iter_(\d+)' + re.escape(CHECKPOINT_SUFFIX) + '$')
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, unreadable or of the wrong kind."""
 
 

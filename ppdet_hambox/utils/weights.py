@@ -5,15 +5,21 @@ evaluation/export, and fine-tuning from a checkpoint.
 """
 import logging
 import os
+import warnings
 
 import paddle
+
+from ppdet_hambox.core.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 PARAM_SUFFIXES = ('.pdparams', '')
+# Largest share of the model's tensors that may be missing from a file or
+# shape-mismatched before loading it is an error (unless partial loading is allowed).
+MAX_UNFIT_FRACTION = 0.1
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """A weights file that is missing, unreadable or fits nothing."""
 
 
@@ -41,13 +47,27 @@ def read_state_dict(path):
     return state
 
 
-def load_weights(layer, path, prefix='', strict=False):
+def _unfit_message(layer, path, summary, total, max_unfit):
+    mismatched = summary['mismatched']
+    mismatched_keys = {m.split(':', 1)[0] for m in mismatched}
+    absent = [k for k in summary['missing'] if k not in mismatched_keys]
+    return ('{} does not fit {}: {} of its {} tensors would not be loaded ({} missing from the file, '
+            '{} shape-mismatched; the limit is {:.0%}), e.g. {}. Check that the config matches the '
+            'weights, or allow partial loading with --allow_partial_weights'.format(
+                path, type(layer).__name__, len(summary['missing']), total, len(absent), len(mismatched),
+                max_unfit, '; '.join(mismatched[:2] + absent[:2])))
+
+
+def load_weights(layer, path, prefix='', strict=False, max_unfit=None):
     """Load ``path`` into ``layer``; returns ``{loaded, missing, unexpected, mismatched}``.
 
     ``prefix`` is stripped from the file's keys first (e.g. ``'backbone.'``).
     Shape mismatches are never loaded. ``strict`` turns any missing,
     unexpected or mismatched key into an error; with ``strict=False`` a file
-    of which no key fits is still an error.
+    of which no key fits is still an error. ``max_unfit`` (a fraction, e.g.
+    ``MAX_UNFIT_FRACTION``; None: no limit) makes it an error when more than
+    that share of the layer's tensors is missing from the file or mismatched.
+    Paddle's per-tensor "Skip loading" warnings are replaced by one summary line.
     """
     state = read_state_dict(path)
     if prefix:
@@ -76,7 +96,13 @@ def load_weights(layer, path, prefix='', strict=False):
         raise WeightsError('{} does not fit {} exactly: {} missing, {} unexpected, {} mismatched ({})'.format(
             path, type(layer).__name__, len(summary['missing']), len(summary['unexpected']),
             len(mismatched), '; '.join((summary['missing'] + summary['unexpected'] + mismatched)[:5])))
-    layer.set_state_dict(fitting)
-    logger.info('loaded %s: %d tensors loaded, %d missing, %d unexpected, %d shape-mismatched',
-                path, len(fitting), len(summary['missing']), len(summary['unexpected']), len(mismatched))
+    if max_unfit is not None and own and len(summary['missing']) > max_unfit * len(own):
+        raise WeightsError(_unfit_message(layer, path, summary, len(own), max_unfit))
+    with warnings.catch_warnings():  # one "Skip loading for <key>" per unloaded tensor: summarised below
+        warnings.filterwarnings('ignore', message='Skip loading for')
+        layer.set_state_dict(fitting)
+    log = logger.warning if summary['missing'] else logger.info
+    log('loaded %s: %d tensors loaded, %d missing, %d unexpected, %d shape-mismatched%s',
+        path, len(fitting), len(summary['missing']), len(summary['unexpected']), len(mismatched),
+        ' (not loaded, e.g. {})'.format(', '.join(summary['missing'][:3])) if summary['missing'] else '')
     return summary

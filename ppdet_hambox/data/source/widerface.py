@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import paddle
 
+from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import register
 
 __all__ = ['WiderAnnotation', 'WiderAnnotationError', 'read_wider_txt', 'read_wider_mat',
@@ -25,7 +26,7 @@ INVALID_COLUMN = ATTRIBUTE_NAMES.index('invalid')
 _POWERS_OF_TEN = 10.0 ** np.arange(16)
 
 
-class WiderAnnotationError(ValueError):
+class WiderAnnotationError(UserError, ValueError):
     """A malformed annotation file; the message names the file and line
     (``line`` 0: the file as a whole)."""
 
