@@ -55,6 +55,9 @@ def test_config_matches_its_paper_row(name):
     assert (cfg.ResNet.depth, cfg.HAMBox.neck, cfg.TrainReader.batch_size, cfg.max_iters) == (50, 'LFPN', 7, 140000)
     assert cfg.HAMBoxAssigner.K == 3 and cfg.HAMBoxAssigner.T == 0.8
     assert create('LearningRate', cfg).effective_lr(28) == pytest.approx(0.01)
+    # the paper's test protocol: multi-scale + flip, each pass cut at 0.01 (PyramidBox's)
+    assert cfg.eval_protocol == 'multiscale'
+    assert create('TestProtocol', cfg).ms_score_threshold == pytest.approx(0.01)
 
 
 def _one_step(cfg):

@@ -83,8 +83,11 @@ class Predictor:
         """Detections of one ``ScalePass``, in the (unflipped) image's pixels."""
         height, width = image.shape[:2]
         source = image[:, ::-1] if scale_pass.flip else image
-        out = self.model(self.prepare(np.ascontiguousarray(source), scale_pass.scale))
-        bbox = out['bbox'].numpy().reshape(-1, 6)
+        batch = self.prepare(np.ascontiguousarray(source), scale_pass.scale)
+        scores, boxes = self.model.decoded(batch['image'])
+        bbox, _ = self.model.post_process(scores, boxes, batch['im_shape'], batch['scale_factor'],
+                                          score_threshold=scale_pass.score_threshold)
+        bbox = bbox.numpy().reshape(-1, 6)
         dets = np.concatenate([bbox[:, 2:6], bbox[:, 1:2]], axis=1).astype(np.float32)
         if scale_pass.flip:
             dets[:, :4] = flip_boxes(dets[:, :4], width)

@@ -18,6 +18,14 @@ Protocols (``TestProtocol``, numbers from the config section of that name):
   find big faces); one above 1 keeps only boxes whose longer side is at most
   ``ms_large_scale_max_face`` (enlarged images find small faces). All boxes
   are then merged by ``box_voting``.
+
+The score threshold of a pass follows the protocol: the single-pass
+protocols (``vga``, ``original``) keep the model's own cut
+(``HAMBoxPostProcess.score_threshold``, the one the exported model bakes
+in, so they give deployment-like numbers), while every ``multiscale`` pass is
+cut at ``ms_score_threshold`` (PyramidBox keeps its passes down to 0.01:
+low-scored boxes of one pass still vote for, and extend the precision-recall
+curve of, the merged result). Neither merge thresholds again.
 """
 import math
 from dataclasses import dataclass
@@ -36,11 +44,13 @@ PROTOCOLS = ('vga', 'original', 'multiscale')
 @dataclass(frozen=True)
 class ScalePass:
     """One network pass: the resize factor, whether the image is mirrored,
-    and the face-size window (longer side, original pixels) kept from it."""
+    the face-size window (longer side, original pixels) kept from it, and its
+    score threshold (None: the model's ``HAMBoxPostProcess.score_threshold``)."""
     scale: float
     flip: bool = False
     min_face: float = 0.0
     max_face: float = math.inf
+    score_threshold: float = None
 
 
 @register
@@ -58,11 +68,14 @@ class TestProtocol:
                  vote_iou=0.3,
                  vote_min_count=1,
                  vote_top_k=750,
-                 score_threshold=0.01):
+                 ms_score_threshold=0.01):
         if len(vga_size) != 2 or min(vga_size) <= 0:
             raise ValueError('TestProtocol.vga_size must be [long, short] > 0, got {!r}'.format(vga_size))
         if not ms_scales or min(ms_scales) <= 0:
             raise ValueError('TestProtocol.ms_scales must be positive scales, got {!r}'.format(ms_scales))
+        if not 0.0 <= ms_score_threshold < 1.0:
+            raise ValueError('TestProtocol.ms_score_threshold must be in [0, 1), got {!r}'.format(
+                ms_score_threshold))
         self.vga_long, self.vga_short = max(vga_size), min(vga_size)
         self.original_max_side = original_max_side
         self.ms_max_pixels = ms_max_pixels
@@ -73,7 +86,7 @@ class TestProtocol:
         self.vote_iou = vote_iou
         self.vote_min_count = vote_min_count
         self.vote_top_k = vote_top_k
-        self.score_threshold = score_threshold
+        self.ms_score_threshold = float(ms_score_threshold)
 
     def passes(self, protocol, height, width):
         """The ``ScalePass`` list for an image of ``height`` x ``width`` pixels."""
@@ -100,18 +113,16 @@ class TestProtocol:
             seen.add(key)
             min_face = self.ms_small_scale_min_face if requested < 1 else 0.0
             max_face = self.ms_large_scale_max_face if requested > 1 else math.inf
-            passes.append(ScalePass(scale, flip, min_face, max_face))
+            passes.append(ScalePass(scale, flip, min_face, max_face, self.ms_score_threshold))
         return passes
 
     def merge(self, protocol, detections):
         """Merge the per-pass detections (``[N, 5]`` x1 y1 x2 y2 score, original
         pixels): a single pass is kept as it is, several are box-voted."""
         if len(detections) == 1 and protocol != 'multiscale':
-            dets = detections[0]
-            return dets[dets[:, 4] >= self.score_threshold]
+            return detections[0]
         merged = np.concatenate(detections, axis=0) if detections else np.zeros((0, 5), np.float32)
-        return box_voting(merged, self.vote_iou, self.vote_min_count, self.vote_top_k,
-                          self.score_threshold)
+        return box_voting(merged, self.vote_iou, self.vote_min_count, self.vote_top_k)
 
 
 def scale_image(image, scale, interpolation=None):
