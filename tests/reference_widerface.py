@@ -101,9 +101,6 @@ def _normalise(rows, mode):
     else:
         hi, lo = 0.0, 1.0
         for boxes in rows.values():
-            for b in boxes:
-                b[4] = float(np.float32(b[4]))
-                b[:4] = [float(np.float32(v)) for v in b[:4]]
             hi = max(hi, max(b[4] for b in boxes))
             lo = min(lo, min(b[4] for b in boxes))
         for boxes in rows.values():
@@ -125,8 +122,8 @@ def _match_image(boxes, gt_xywh, mode):
             box = [b[0], b[1], b[0] + b[2], b[1] + b[3]]
             overlap = boxoverlap_official(gt, box)
         else:
-            x, y, w, h = (np.float32(v) for v in b[:4])
-            box = [float(x), float(y), float(np.float32(x + w)), float(np.float32(y + h))]
+            x, y, w, h = b[:4]
+            box = [x, y, x + w, y + h]
             overlap = bbox_overlaps_port(box, gt)
         idx = int(np.argmax(overlap))
         matches.append(idx if overlap[idx] >= 0.5 else -1)

@@ -74,14 +74,15 @@ def test_float32_score_normalisation(tmp_path):
     # min 0, max 1: norm = single(score). Both middle scores become single 0.30000001192..., >= t_700
     # (0.30000000000000004), so TP and FP enter together at k 700:
     # k 1-699: P1 R1 (1, 1/3); k 700-999: P3 R2 (2/3, 2/3); k 1000: P4 R3 (3/4, 1).
-    # AP = 1/3*1 + 1/3*3/4 + 1/3*3/4 = 5/6. In double the TP (>= t_700) would enter one threshold
-    # before the FP (>= t_701 only): an extra point (1, 2/3) and AP 11/12.
+    # AP = 1/3*1 + 1/3*3/4 + 1/3*3/4 = 5/6.
+    # The port reads scores as Python floats (float64): the TP (>= t_700) enters one threshold before
+    # the FP (>= t_701 only): an extra point (1, 2/3) at k 700; AP = 2/3*1 + 1/3*3/4 = 11/12.
     images = [('a', [FACE]), ('b', [FACE]), ('c', [FACE])]
     files = {'a': box_file('a', [FACE + [0.300000001]]),
              'b': box_file('b', [FACE + [1.0], FAR + [0.29999999999]]),
              'c': box_file('c', [FACE + [0.0]])}
-    for mode in W.MODES:  # the port reads scores as float32: the same merge
-        assert aps(run(tmp_path / mode, images, files, mode)) == pytest.approx([5 / 6] * 3, abs=1e-12)
+    assert aps(run(tmp_path / 'o', images, files, 'official')) == pytest.approx([5 / 6] * 3, abs=1e-12)
+    assert aps(run(tmp_path / 'p', images, files, 'python-port')) == pytest.approx([11 / 12] * 3, abs=1e-12)
 
 
 def _single_match(tmp_path, face, pred, mode):
@@ -109,10 +110,12 @@ def test_integer_overlap_and_rounding(tmp_path, pred, official, port):
     assert _single_match(tmp_path / 'p', face, pred, 'python-port') == port
 
 
-def test_python_port_reads_boxes_as_float32(tmp_path):
-    # h = 3.9999999 is 4.0 in float32: y2 = 4, inter = 10*5 = 50, IoU exactly 0.5 -> match.
-    # In float64 the IoU would be 49.999999/100 < 0.5.
-    assert _single_match(tmp_path, [0, 0, 9, 9], [0, 0, 9, 3.9999999], 'python-port') == 1.0
+def test_python_port_reads_boxes_as_float64(tmp_path):
+    # Face (0,0,9,9): area 100. Prediction h = 3.9999999: the port's float64 y2 = 3.9999999,
+    # inter = 10 * 4.9999999 = 49.999999, IoU 49.999999/100 < 0.5 -> no match. Read as float32, h
+    # would be 4.0 and the IoU exactly 0.5, a match. With h = 4 both readings match.
+    assert _single_match(tmp_path / 'a', [0, 0, 9, 9], [0, 0, 9, 3.9999999], 'python-port') == 0.0
+    assert _single_match(tmp_path / 'b', [0, 0, 9, 9], [0, 0, 9, 4.0], 'python-port') == 1.0
 
 
 def test_first_match_not_best(tmp_path):
@@ -411,3 +414,81 @@ def test_real_vectorised_equals_reference_on_events(real_gt):
         fast, ref = W.evaluate(preds, gt, mode), evaluate_reference(preds, gt, mode)
         assert aps(fast) == pytest.approx([ref[s] for s in W.SETTINGS], abs=1e-12)
         assert 0.05 < fast['hard'] < 0.99
+
+
+# ----------------------------------------------------------------------------- shared prediction sets
+# The kinds of prediction set on which the python-port reading was checked against the port itself
+# (half-pixel boxes, logits, crowds, unsorted files, noisy boxes, 3-decimal scores): written as files
+# on real val events, both modes pinned to the per-box reference. For the port, reading as float32
+# instead (what this code did before) must change the result where scores sit on the thresholds.
+
+PREDICTION_SETS = ('half_pixel', 'logits', 'crowd', 'unsorted', 'noisy', 'three_decimals')
+SET_EVENTS = {'crowd': ['0--Parade', '2--Demonstration']}
+DEFAULT_EVENTS = ['27--Spa', '19--Couple', '30--Surgeons', '34--Baseball', '45--Balloonist']
+
+
+def _prediction_set(gt, kind, rng):
+    """Rows [x, y, w, h, score] per image (in file order) for one kind of prediction set."""
+    counts = np.diff(gt.offsets)
+    image = np.repeat(np.arange(gt.num_images), counts)
+    keep = rng.random(len(image)) < 0.85
+    boxes = gt.boxes.astype(np.float64)[keep]
+    image = image[keep]
+    side = np.maximum(boxes[:, 2:3], 1)
+    boxes = boxes + rng.normal(0, 0.06, boxes.shape) * side
+    fp_image = rng.integers(0, gt.num_images, 8 * gt.num_images)
+    fp = np.c_[rng.uniform(0, 1000, (len(fp_image), 2)), rng.uniform(3, 90, (len(fp_image), 2))]
+    boxes, image = np.r_[boxes, fp], np.r_[image, fp_image]
+    tp = np.r_[np.ones(keep.sum(), bool), np.zeros(len(fp), bool)]
+    scores = np.where(tp, rng.beta(5, 2, len(tp)), rng.beta(2, 5, len(tp)))
+    if kind == 'half_pixel':
+        boxes = np.round(boxes * 2) / 2
+    elif kind == 'logits':
+        scores = np.log(scores / (1 - scores)) * 3
+    elif kind == 'three_decimals':  # printed as 0.000 .. 1.000: the normalised score is the score
+        scores = np.round(scores, 3)
+        scores[:2] = 0.0, 1.0
+    elif kind == 'noisy':
+        boxes = boxes + rng.normal(0, 1e-4, boxes.shape)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], 0.5)
+    if kind != 'unsorted':  # detector output: highest score first in each file
+        order = np.lexsort((-scores, image))
+    else:
+        order = np.lexsort((rng.random(len(image)), image))
+    return image[order], boxes[order], scores[order]
+
+
+def _write_set(gt, folder, image, boxes, scores):
+    rows = np.c_[boxes, scores]
+    split = np.searchsorted(image, np.arange(gt.num_images + 1))
+    for i in range(gt.num_images):
+        event = gt.events[gt.image_event[i]]
+        write_raw(folder, event, gt.names[i], box_file(gt.names[i], rows[split[i]:split[i + 1]]))
+
+
+def _as_float32(preds):
+    return W.Predictions(preds.pred_dir, preds.image, preds.boxes.astype(np.float32).astype(np.float64),
+                         preds.scores.astype(np.float32).astype(np.float64), preds.lines, preds.in_count,
+                         preds.files, preds.truncated, preds.issues)
+
+
+@pytest.mark.parametrize('kind', PREDICTION_SETS)
+def test_shared_prediction_sets_both_modes(real_gt, tmp_path, kind):
+    gt = real_gt.subset(SET_EVENTS.get(kind, DEFAULT_EVENTS))
+    rng = np.random.default_rng(PREDICTION_SETS.index(kind))
+    _write_set(gt, str(tmp_path), *_prediction_set(gt, kind, rng))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', W.WiderEvalWarning)
+        preds = W.load_predictions(str(tmp_path), gt)
+        result = {mode: W.evaluate(preds, gt, mode) for mode in W.MODES}
+    for mode in W.MODES:
+        ref = evaluate_reference(preds, gt, mode)
+        assert aps(result[mode]) == pytest.approx([ref[s] for s in W.SETTINGS], abs=1e-12), mode
+        assert 0.2 < result[mode]['hard'] < 0.95
+    if kind == 'unsorted':  # official sorts, the port walks the file order
+        assert abs(result['official']['hard'] - result['python-port']['hard']) > 1e-3
+    if kind == 'three_decimals':
+        # e.g. 0.3 is below t_700 = 1 - 0.7 in float64, above it in float32: the port's curve
+        # (float64) differs from a float32 reading's
+        f32 = W.evaluate(_as_float32(preds), gt, 'python-port')
+        assert max(abs(f32[s] - result['python-port'][s]) for s in W.SETTINGS) > 1e-6

@@ -12,9 +12,9 @@ Implements docs/WIDER_EVAL.md in two labelled modes:
     itself rounded, so it is 0 or 1); a prediction matches the first face
     with the largest overlap. A missing file is an image without detections.
 ``python-port``
-    What the common Python port prints: boxes in file order, read as float32
-    (``x2 = x + w`` in float32); scores normalised in float64 with min starting
-    at 1 and max at 0; the true IoU with the pixel-inclusive ``+1``; the match
+    What the common Python port prints: boxes in file order, boxes and scores
+    read as Python floats (float64, ``x2 = x + w`` in float64); scores
+    normalised in float64 with min starting at 1 and max at 0; the true IoU with the pixel-inclusive ``+1``; the match
     is the face with the highest IoU (first on ties) if it is >= 0.5. A
     missing file is an error. The port's parser crashes (double spaces, blank
     lines, empty files) are not reproduced: both modes share one tolerant
@@ -522,7 +522,7 @@ def _normalise(scores, mode, warn):
         lo = min(np.finfo(np.float32).max, s.min())
         hi = max(np.finfo(np.float32).tiny, s.max())
     else:
-        s = scores.astype(np.float32).astype(np.float64)
+        s = scores.astype(np.float64)
         lo, hi = min(1.0, s.min()), max(0.0, s.max())
     if hi == lo:
         warn('all {} prediction scores normalise to 0/0 (min = max = {:g}): every AP is 0 in {} mode'
@@ -591,10 +591,7 @@ def _select(preds, gt, mode):
     if mode == 'official':
         order = np.lexsort((-scores, image))  # stable: ties keep file order
         image, xywh, scores = image[order], xywh[order], scores[order]
-        corners = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    else:
-        b = xywh.astype(np.float32)
-        corners = np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1).astype(np.float64)
+    corners = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     return image, corners, scores
 
 
