@@ -114,8 +114,6 @@ def _check_prediction_folder(out_dir, cfg):
 def test_three_protocols_on_demo(protocol, tmp_path):
     cfg = demo_cfg()
     model = tiny_model()
-    (tmp_path / '0--Parade').mkdir()
-    (tmp_path / '0--Parade' / 'stale.txt').write_text('stale\n0\n')
     model.train()
     try:
         result = run_evaluation(model, cfg, protocol=protocol, output_dir=str(tmp_path))
@@ -158,7 +156,7 @@ def test_bad_metric_and_missing_ground_truth(tmp_path):
     with pytest.raises(ConfigError, match="metric 'imagenet'"):
         run_evaluation(tiny_model(), cfg)
     cfg = demo_cfg(wider_gt_dir=str(tmp_path))
-    with pytest.raises(ConfigError, match='no wider_face_val.mat in'):
+    with pytest.raises(ConfigError, match='no wider_face_val.mat, .* in'):
         wider_gt_dir(cfg)
 
 

@@ -1,11 +1,12 @@
 """Shared command-line plumbing of the evaluation, inference and export tools:
-``-c CONFIG -o key=value ...``, building the model and loading ``weights``."""
+``-c CONFIG -o key=value ... [--allow_partial_weights]``, building the model
+and loading ``weights``."""
 import argparse
 import logging
 
 from ppdet_hambox.core.workspace import create, load_config
 from ppdet_hambox.utils.logger import setup_logger
-from ppdet_hambox.utils.weights import load_weights
+from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
 __all__ = ['base_parser', 'load_cfg', 'build_model']
 
@@ -17,6 +18,9 @@ def base_parser(description):
     parser.add_argument('-c', '--config', required=True, help='YAML config file')
     parser.add_argument('-o', '--opt', nargs='*', default=[],
                         help='config overrides, e.g. -o weights=output/model_final.pdparams')
+    parser.add_argument('--allow_partial_weights', action='store_true',
+                        help='load weights even when more than {:.0%} of the model\'s tensors are missing '
+                             'from the file or shape-mismatched (an error otherwise)'.format(MAX_UNFIT_FRACTION))
     return parser
 
 
@@ -25,14 +29,16 @@ def load_cfg(args):
     return load_config(args.config, args.opt)
 
 
-def build_model(cfg, weights=None):
+def build_model(cfg, weights=None, allow_partial=False):
     """The config's ``architecture`` in eval mode, with ``weights`` (default
     ``cfg.weights``) loaded; without weights the model keeps its initialisation
-    and a warning says so."""
+    and a warning says so. Weights of which more than ``MAX_UNFIT_FRACTION``
+    of the model's tensors are missing or mismatched are a ``WeightsError``
+    unless ``allow_partial``."""
     model = create(cfg['architecture'], cfg)
     weights = weights or cfg.get('weights')
     if weights:
-        load_weights(model, weights)
+        load_weights(model, weights, max_unfit=None if allow_partial else MAX_UNFIT_FRACTION)
     else:
         logger.warning('no weights given (-o weights=...): the model is untrained')
     model.eval()

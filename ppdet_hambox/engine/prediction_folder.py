@@ -1,0 +1,75 @@
+"""A prediction folder that only ever loses files this project wrote there.
+
+Every file an evaluation writes into its folder is listed (one relative path
+a line) in ``.ppdet_hambox_files`` inside it. Before a new evaluation, the
+files of that list are removed; a folder holding anything else (a dataset, a
+user's notes, predictions of another tool) is refused and left untouched.
+"""
+import os
+
+from ppdet_hambox.core.errors import UserError
+
+__all__ = ['PredictionFolder', 'MANIFEST_NAME']
+
+MANIFEST_NAME = '.ppdet_hambox_files'
+EXAMPLES = 3
+
+
+class PredictionFolder:
+    """``PredictionFolder(path, flag)``: checks and empties ``path`` of this
+    project's earlier files (``flag`` names the option that chose it, for the
+    error message); ``record(relpath)`` lists a file just written."""
+
+    def __init__(self, path, flag='--output_eval'):
+        self.path = path
+        self.manifest = os.path.join(path, MANIFEST_NAME)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UserError('{} {}: not a folder'.format(flag, path))
+        os.makedirs(path, exist_ok=True)
+        ours = self._listed()
+        foreign = [rel for rel in self._files() if rel not in ours]
+        if foreign:
+            raise UserError(
+                '{} {} holds {} file(s) this project did not write there (e.g. {}); give an empty '
+                'or new folder (nothing was deleted)'.format(flag, path, len(foreign),
+                                                            ', '.join(sorted(foreign)[:EXAMPLES])))
+        self._remove(ours)
+        with open(self.manifest, 'w', encoding='utf-8'):
+            pass
+
+    def _files(self):
+        found = []
+        for root, _, names in os.walk(self.path):
+            found += [os.path.relpath(os.path.join(root, n), self.path) for n in names]
+        return [rel for rel in found if rel != MANIFEST_NAME]
+
+    def _listed(self):
+        if not os.path.isfile(self.manifest):
+            return set()
+        with open(self.manifest, encoding='utf-8') as f:
+            return {line.rstrip('\n') for line in f if line.strip()}
+
+    def _remove(self, relpaths):
+        folders = set()
+        for rel in relpaths:
+            path = os.path.join(self.path, rel)
+            if os.path.isfile(path):
+                os.remove(path)
+            folders.add(os.path.dirname(path))
+        for folder in sorted(folders, key=len, reverse=True):
+            if (os.path.normpath(folder) != os.path.normpath(self.path) and os.path.isdir(folder)
+                    and not os.listdir(folder)):
+                os.rmdir(folder)
+
+    def record(self, relpath):
+        """List ``relpath`` (relative to the folder) as written by this project."""
+        with open(self.manifest, 'a', encoding='utf-8') as f:
+            f.write(os.path.normpath(relpath) + '\n')
+
+    def record_new_files(self):
+        """List every file in the folder not listed yet (after a writer that
+        does not report its files); the folder held none but ours at start."""
+        ours = self._listed()
+        for rel in self._files():
+            if rel not in ours:
+                self.record(rel)
