@@ -1,14 +1,16 @@
-"""Time the anchor assigners on a 640x640 image (34,125 anchors).
+"""Time the anchor assigners on 640x640 images (34,125 anchors each).
 
-For 10, 100 and 1000 faces of WIDER-like sizes, measures side by side:
-``sms_assign``, ``hambox_assign`` (vectorised, Paddle) and the slow literal
-reference of Algorithm 1 (``tests/reference_assigners.py``). Decoded boxes
-imitate a trained regressor (anchors that overlap a face regress onto it
-with a few percent of noise, the others are jittered anchors), so the mining
-really compensates. The last line printed is JSON.
+For 10, 100 and 1000 faces per image of WIDER-like sizes, on a batch of
+``--batch`` such images, measures side by side: ``SMSAssigner``,
+``HAMBoxAssigner`` (vectorised, Paddle), their peak memory (host RSS, and
+device memory on a GPU) over one call each, and with ``--batch 1`` the slow
+literal reference of Algorithm 1 (``tests/reference_assigners.py``). Decoded
+boxes imitate a trained regressor (anchors that overlap a face regress onto
+it with a few percent of noise, the others are jittered anchors), so the
+mining really compensates. The last line printed is JSON.
 
-    python tools/benchmark_assigner.py [--faces 10 100 1000] [--repeats 5]
-        [--ref-max-faces 1000] [--config configs/demo/hambox_demo.yml --steps 3]
+    python tools/benchmark_assigner.py [--faces 10 100 1000] [--batch 1] [--repeats 5]
+        [--tile-bytes N] [--ref-max-faces 1000] [--config configs/demo/hambox_demo.yml --steps 3]
 """
 import argparse
 import json
@@ -25,7 +27,9 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))  # the slow reference lives besi
 import paddle  # noqa: E402
 
 from ppdet_hambox.modeling.anchors import AnchorGenerator  # noqa: E402
-from ppdet_hambox.modeling.assigners import HAMBoxAssigner, hambox_assign, sms_assign  # noqa: E402
+from ppdet_hambox.engine.memory import PeakMemory  # noqa: E402
+from ppdet_hambox.modeling.assigners import HAMBoxAssigner, SMSAssigner  # noqa: E402
+from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES  # noqa: E402
 
 IMAGE_SIZE = 640
 
@@ -84,27 +88,49 @@ def time_interleaved(fns, repeats):
     return {name: (float(np.median(wall[name])), float(np.median(cpu[name])), results[name]) for name in fns}
 
 
-def bench_faces(anchors, num_faces, repeats, with_reference, seed=0):
+def make_batch(anchors, num_faces, batch, seed=0):
+    """``batch`` images of ``num_faces`` faces each: (gt_bbox [B, G, 4], decoded boxes [B, A, 4])."""
     rng = np.random.default_rng(seed)
-    faces = make_faces(rng, num_faces)
-    pred = make_decoded(rng, anchors, faces)
-    times = time_interleaved({'sms': lambda: sms_assign(anchors, faces),
-                              'hambox': lambda: hambox_assign(anchors, pred, faces)}, repeats)
+    faces, preds = [], []
+    for _ in range(batch):
+        faces.append(make_faces(rng, num_faces))
+        preds.append(make_decoded(rng, anchors, faces[-1]))
+    return np.stack(faces), np.stack(preds)
+
+
+def peak_of(fn):
+    """(host peak GB, device peak GB or None) over one call of ``fn``."""
+    with PeakMemory() as peak:
+        fn()
+    return round(peak.host_gb, 3), None if peak.device_gb is None else round(peak.device_gb, 3)
+
+
+def bench_faces(anchors, num_faces, repeats, with_reference, batch=1, tile_bytes=DEFAULT_TILE_BYTES, seed=0):
+    faces, pred = make_batch(anchors, num_faces, batch, seed)
+    args = [paddle.to_tensor(anchors), paddle.to_tensor(pred), paddle.to_tensor(faces),
+            paddle.ones([batch, num_faces], dtype='float32')]
+    sms = SMSAssigner(tile_bytes=tile_bytes)
+    hambox = HAMBoxAssigner(tile_bytes=tile_bytes)
+    calls = {'sms': lambda: sms(args[0], None, *args[2:]), 'hambox': lambda: hambox(*args)}
+    peaks = {name: peak_of(fn) for name, fn in calls.items()}
+    times = time_interleaved(calls, repeats)
     (sms_ms, sms_cpu, _), (ham_ms, ham_cpu, fast) = times['sms'], times['hambox']
-    assigner = HAMBoxAssigner()
-    assigner(anchors, pred[None], faces[None], np.ones((1, num_faces), 'float32'))
-    row = dict(faces=num_faces, sms_ms=round(sms_ms, 1), hambox_ms=round(ham_ms, 1),
+    labels = fast['labels'].numpy()
+    row = dict(faces=num_faces, batch=batch, sms_ms=round(sms_ms, 1), hambox_ms=round(ham_ms, 1),
                hambox_over_sms=round(ham_ms / sms_ms, 2), sms_cpu_ms=round(sms_cpu, 1),
                hambox_cpu_ms=round(ham_cpu, 1), hambox_over_sms_cpu=round(ham_cpu / sms_cpu, 2),
-               mining_rounds=assigner.stats['rounds'], positives=int((fast['labels'] == 1).sum()),
-               compensated=int((fast['labels'] == 2).sum()), ignored=int((fast['labels'] == -1).sum()),
+               sms_peak_gb=peaks['sms'][0], hambox_peak_gb=peaks['hambox'][0],
+               sms_device_peak_gb=peaks['sms'][1], hambox_device_peak_gb=peaks['hambox'][1],
+               mining_rounds=hambox.stats['rounds'], positives=int((labels == 1).sum()),
+               compensated=int((labels == 2).sum()), ignored=int((labels == -1).sum()),
                reference_ms=None, reference_agrees=None)
-    if with_reference:
+    if with_reference and batch == 1:
         from reference_assigners import hambox_ref
         start = time.perf_counter()
-        ref = hambox_ref(anchors, pred, faces)
+        ref = hambox_ref(anchors, pred[0], faces[0])
         row['reference_ms'] = round((time.perf_counter() - start) * 1000, 1)
-        row['reference_agrees'] = bool(all(np.array_equal(fast[k], ref[k]) for k in ('labels', 'gt_index')))
+        row['reference_agrees'] = bool(all(np.array_equal(fast[k].numpy()[0], ref[k])
+                                           for k in ('labels', 'gt_index')))
     return row
 
 
@@ -190,18 +216,26 @@ def _train_size(reader):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--faces', type=int, nargs='+', default=[10, 100, 1000])
+    parser.add_argument('--batch', type=int, default=1, help='images per assigner call (reference only at 1)')
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--tile-bytes', type=int, default=DEFAULT_TILE_BYTES,
+                        help='the assigners\' tile_bytes (most bytes of one [B, a, G] temporary)')
     parser.add_argument('--ref-max-faces', type=int, default=1000,
                         help='skip the slow reference above this many faces')
     parser.add_argument('--config', default=None, help='also time a training step (SMS vs HAMBox)')
     parser.add_argument('--steps', type=int, default=3)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides for --config')
     args = parser.parse_args()
+    for flag, value in (('--batch', args.batch), ('--tile-bytes', args.tile_bytes), ('--repeats', args.repeats)):
+        if value < 1:
+            parser.error('{} must be at least 1, got {}'.format(flag, value))
 
     anchors = make_anchors()
-    report = dict(image=IMAGE_SIZE, anchors=int(len(anchors)), device=paddle.get_device(), rows=[])
+    report = dict(image=IMAGE_SIZE, anchors=int(len(anchors)), device=paddle.get_device(),
+                  tile_bytes=args.tile_bytes, rows=[])
     for num_faces in args.faces:
-        row = bench_faces(anchors, num_faces, args.repeats, num_faces <= args.ref_max_faces)
+        row = bench_faces(anchors, num_faces, args.repeats, num_faces <= args.ref_max_faces, args.batch,
+                          args.tile_bytes)
         print(' '.join('{}={}'.format(k, v) for k, v in row.items()), flush=True)
         report['rows'].append(row)
     if args.config:

@@ -13,9 +13,17 @@ Definitions (all IoUs continuous, no ``+1``; boxes in network-input pixels):
   face (whatever its score); *unmatched* when SMS leaves it background.
 
 Distributions are kept as histograms on ``BINS`` so memory does not grow
-with the dataset.
+with the dataset. ``add_boxes`` never builds a box x face matrix: the best
+face of each decoded box comes from the anchor-tiled scan of the assigners
+(``tile_bytes`` bounds its temporaries) and the few IoUs looked up are
+computed pair by pair, equal bit for bit to the matrix entries that
+``add_image`` reads.
 """
 import numpy as np
+import paddle
+
+from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, scan_iou
+from ppdet_hambox.modeling.box_coder import aligned_iou
 
 __all__ = ['MatchStats', 'BINS', 'cdf']
 
@@ -72,7 +80,7 @@ class MatchStats:
                             'compensated_hambox': _Distribution()}
 
     def add_image(self, scores, iou_anchor, iou_pred, sms, dms, hambox, kept):
-        """One image.
+        """One image from its IoU matrices (small images and tests; see ``add_boxes``).
 
         scores ``[A]``; ``iou_anchor``, ``iou_pred`` ``[A, G]`` (anchors / decoded
         boxes vs the image's faces); ``sms``, ``dms``, ``hambox``: assigner
@@ -80,16 +88,45 @@ class MatchStats:
         ``kept``: anchor indices NMS keeps.
         """
         num_faces = iou_anchor.shape[1]
+        best_face = iou_pred.argmax(axis=1) if num_faces else None
+        best_pred = iou_pred[np.arange(len(scores)), best_face] if num_faces else None
+        self._add(scores, num_faces, best_face, best_pred, lambda rows, faces: iou_anchor[rows, faces],
+                  lambda rows, faces: iou_pred[rows, faces], sms, dms, hambox, kept)
+
+    def add_boxes(self, scores, anchors, boxes, faces, sms, dms, hambox, kept, tile_bytes=DEFAULT_TILE_BYTES):
+        """``add_image`` from the boxes themselves, in bounded memory: ``anchors``,
+        ``boxes`` (decoded) ``[A, 4]`` and ``faces [G, 4]`` Tensors; no ``[A, G]``
+        temporary exceeds ``tile_bytes``. Same result as ``add_image`` with the
+        full matrices."""
+        num_faces = faces.shape[0]
+        best_face = best_pred = None
+        if num_faces:
+            scan = scan_iou(boxes, faces.unsqueeze(0), with_face=True, tile_bytes=tile_bytes)
+            best_face, best_pred = scan['face'][0].numpy(), scan['best'][0].numpy()
+
+        def pair_iou(candidates):
+            def lookup(rows, face_index):
+                if len(rows) == 0:
+                    return np.zeros([0], dtype=np.float32)
+                rows_t = paddle.to_tensor(np.asarray(rows, dtype=np.int64))
+                faces_t = paddle.to_tensor(np.asarray(face_index, dtype=np.int64))
+                return aligned_iou(paddle.gather(candidates, rows_t), paddle.gather(faces, faces_t)).numpy()
+            return lookup
+        self._add(scores, num_faces, best_face, best_pred, pair_iou(anchors), pair_iou(boxes),
+                  sms, dms, hambox, kept)
+
+    def _add(self, scores, num_faces, best_face, best_pred, anchor_iou, pred_iou, sms, dms, hambox, kept):
+        """``best_face`` / ``best_pred``: each decoded box's best face and IoU;
+        ``anchor_iou(rows, faces)`` / ``pred_iou(rows, faces)``: IoUs of the
+        anchors / decoded boxes ``rows`` with the faces ``faces``."""
         self.images += 1
         self.faces += num_faces
         matched = sms['labels'] == 1
         if num_faces == 0:
             return
         rows = np.arange(len(scores))
-        best_face = iou_pred.argmax(axis=1)
-        best_pred = iou_pred[rows, best_face]
         correct = (scores >= self.score_thr) & (best_pred > self.correct_iou)
-        anchor_to_hit = iou_anchor[rows, best_face]
+        anchor_to_hit = anchor_iou(rows, best_face)
         kept_mask = np.zeros(len(scores), dtype=bool)
         kept_mask[np.asarray(kept, dtype=np.int64)] = True
         for stage, selected in (('before_nms', correct), ('after_nms', correct & kept_mask)):
@@ -104,11 +141,11 @@ class MatchStats:
         compensated = (dms['labels'] == 1) & ~matched
         for name, mask, index in (('first_step', matched, sms['gt_index']),
                                   ('compensated_dms', compensated, dms['gt_index'])):
-            self.anchor_iou[name].add(iou_anchor[rows[mask], index[mask]])
-            self.decoded_iou[name].add(iou_pred[rows[mask], index[mask]])
+            self.anchor_iou[name].add(anchor_iou(rows[mask], index[mask]))
+            self.decoded_iou[name].add(pred_iou(rows[mask], index[mask]))
         if hambox is not None:
             mined = hambox['labels'] == 2
-            self.decoded_iou['compensated_hambox'].add(iou_pred[rows[mined], hambox['gt_index'][mined]])
+            self.decoded_iou['compensated_hambox'].add(pred_iou(rows[mined], hambox['gt_index'][mined]))
 
     def _count_faces(self, num_faces, sms, matched, correct, kept_mask, best_face):
         def faces_of(mask, face_index):

@@ -13,7 +13,8 @@ import numpy as np
 import paddle
 
 from ppdet_hambox.modeling.assigners.matching import (
-    assigned_quality, count_per_face, empty_padding, scan_iou, serial_compensate)
+    DEFAULT_TILE_BYTES, assigned_quality, check_tile_bytes, count_per_face, empty_padding, scan_iou,
+    serial_compensate)
 
 __all__ = ['AnchorAssigner', 'check_fraction']
 
@@ -45,14 +46,18 @@ class AnchorAssigner:
     ``anchor_pair_iou`` / ``pred_pair_iou``: when set, the scan of the
     anchor (decoded-box) IoU also collects the (anchor, face) pairs above
     that IoU, the candidates of a compensation step.
+
+    ``tile_bytes``: the most bytes any ``[B, a, G]`` IoU temporary may take
+    (see ``matching.scan_iou``); the result does not depend on it.
     """
 
     needs_pred_boxes = False
     anchor_pair_iou = None
     pred_pair_iou = None
 
-    def __init__(self, pos_iou=0.35):
+    def __init__(self, pos_iou=0.35, tile_bytes=DEFAULT_TILE_BYTES):
         self.pos_iou = check_fraction(type(self).__name__, 'pos_iou', pos_iou, low_open=True)
+        self.tile_bytes = check_tile_bytes(type(self).__name__, tile_bytes)
         self.stats = {}
 
     def __call__(self, anchors, pred_boxes, gt_bbox, gt_mask):
@@ -81,8 +86,9 @@ class AnchorAssigner:
 
     def _assign(self, anchors, pred_boxes, gt_bbox, valid):
         gt_bbox = empty_padding(gt_bbox, valid)
-        by_anchor = scan_iou(anchors, gt_bbox, self.anchor_pair_iou, with_face=True)
-        by_pred = None if pred_boxes is None else scan_iou(pred_boxes, gt_bbox, self.pred_pair_iou)
+        by_anchor = scan_iou(anchors, gt_bbox, self.anchor_pair_iou, with_face=True, tile_bytes=self.tile_bytes)
+        by_pred = None if pred_boxes is None else scan_iou(pred_boxes, gt_bbox, self.pred_pair_iou,
+                                                           tile_bytes=self.tile_bytes)
         positive = by_anchor['best'] >= self.pos_iou
         labels, gt_index = self.match(by_anchor, by_pred, valid, by_anchor['face'], positive)
         if pred_boxes is None:

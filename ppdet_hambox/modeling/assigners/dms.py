@@ -3,7 +3,7 @@ import paddle
 
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner
-from ppdet_hambox.modeling.assigners.matching import combine_labels
+from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, combine_labels
 
 __all__ = ['DMSAssigner']
 
@@ -19,8 +19,8 @@ class DMSAssigner(AnchorAssigner):
 
     anchor_pair_iou = 0.0
 
-    def __init__(self, pos_iou=0.35):
-        super().__init__(pos_iou)
+    def __init__(self, pos_iou=0.35, tile_bytes=DEFAULT_TILE_BYTES):
+        super().__init__(pos_iou, tile_bytes)
 
     def match(self, by_anchor, by_pred, valid, best_face, positive):
         matched = self.face_counts(best_face, positive, valid)

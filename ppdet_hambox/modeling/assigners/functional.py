@@ -10,6 +10,7 @@ import paddle
 
 from ppdet_hambox.modeling.assigners.dms import DMSAssigner
 from ppdet_hambox.modeling.assigners.hambox import HAMBoxAssigner
+from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES
 from ppdet_hambox.modeling.assigners.nams import NAMSAssigner
 from ppdet_hambox.modeling.assigners.sms import SMSAssigner
 
@@ -36,17 +37,18 @@ def _run(assigner, anchors, gt_boxes, pred_boxes):
     return {key: value[0].numpy() for key, value in out.items()}
 
 
-def sms_assign(anchors, gt_boxes, pos_iou=0.35, pred_boxes=None):
-    return _run(SMSAssigner(pos_iou), anchors, gt_boxes, pred_boxes)
+def sms_assign(anchors, gt_boxes, pos_iou=0.35, pred_boxes=None, tile_bytes=DEFAULT_TILE_BYTES):
+    return _run(SMSAssigner(pos_iou, tile_bytes), anchors, gt_boxes, pred_boxes)
 
 
-def dms_assign(anchors, gt_boxes, pos_iou=0.35, pred_boxes=None):
-    return _run(DMSAssigner(pos_iou), anchors, gt_boxes, pred_boxes)
+def dms_assign(anchors, gt_boxes, pos_iou=0.35, pred_boxes=None, tile_bytes=DEFAULT_TILE_BYTES):
+    return _run(DMSAssigner(pos_iou, tile_bytes), anchors, gt_boxes, pred_boxes)
 
 
-def nams_assign(anchors, gt_boxes, pos_iou=0.35, cand_iou=0.1, pred_boxes=None):
-    return _run(NAMSAssigner(pos_iou, cand_iou), anchors, gt_boxes, pred_boxes)
+def nams_assign(anchors, gt_boxes, pos_iou=0.35, cand_iou=0.1, pred_boxes=None, tile_bytes=DEFAULT_TILE_BYTES):
+    return _run(NAMSAssigner(pos_iou, cand_iou, tile_bytes), anchors, gt_boxes, pred_boxes)
 
 
-def hambox_assign(anchors, pred_boxes, gt_boxes, pos_iou=0.35, K=3, T=0.8, ignore_iou=0.5):
-    return _run(HAMBoxAssigner(pos_iou, K, T, ignore_iou), anchors, gt_boxes, pred_boxes)
+def hambox_assign(anchors, pred_boxes, gt_boxes, pos_iou=0.35, K=3, T=0.8, ignore_iou=0.5,
+                  tile_bytes=DEFAULT_TILE_BYTES):
+    return _run(HAMBoxAssigner(pos_iou, K, T, ignore_iou, tile_bytes), anchors, gt_boxes, pred_boxes)

@@ -3,7 +3,7 @@ import paddle
 
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner, check_fraction
-from ppdet_hambox.modeling.assigners.matching import combine_labels
+from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, combine_labels
 
 __all__ = ['HAMBoxAssigner']
 
@@ -24,8 +24,8 @@ class HAMBoxAssigner(AnchorAssigner):
 
     needs_pred_boxes = True
 
-    def __init__(self, pos_iou=0.35, K=3, T=0.8, ignore_iou=0.5):
-        super().__init__(pos_iou)
+    def __init__(self, pos_iou=0.35, K=3, T=0.8, ignore_iou=0.5, tile_bytes=DEFAULT_TILE_BYTES):
+        super().__init__(pos_iou, tile_bytes)
         if not isinstance(K, int) or isinstance(K, bool) or K < 0:
             raise ValueError('HAMBoxAssigner.K must be a non-negative integer, got {!r}'.format(K))
         self.K = K

@@ -5,21 +5,34 @@ turned into empty boxes first: an empty box has IoU exactly 0 with
 everything, so it can never pass a positive threshold (all are > 0) and the
 big IoU matrix needs no masking pass.
 
-The ``[B, A, G]`` IoU matrices are never kept whole: ``scan_iou`` walks the
-anchors in tiles and keeps only what the assigners need (per-anchor best
-IoU and face, and the few (anchor, face) pairs above a threshold). On CPU a
-tile is kept near ``CPU_TILE_ELEMENTS`` values so its buffers are reused
-from the allocator instead of being page-faulted in for every op (that was
-2-5x slower); elsewhere one tile covers everything.
+Bounded memory, one rule for every device: the ``[B, A, G]`` IoU matrices
+are never built whole. ``scan_iou`` walks the anchors in tiles of ``a``
+anchors, ``a`` the largest count whose ``[B, a, G]`` float32 temporaries fit
+in ``tile_bytes`` (at least one anchor), and keeps only what the assigners
+need (per-anchor best IoU and face, and the few (anchor, face) pairs above a
+threshold). Every tile computes exactly what the whole matrix would hold for
+its anchors, so the result does not depend on the tiling. The default,
+``DEFAULT_TILE_BYTES`` (1 MiB, the tile size measured fastest on CPU, where
+small buffers are reused by the allocator instead of page-faulted in), keeps
+the whole scan's temporaries in a few MiB; a GPU may run faster with a larger
+budget (``tile_bytes`` of each assigner).
 """
 import paddle
 
 from ppdet_hambox.modeling.box_coder import aligned_iou
 
-__all__ = ['empty_padding', 'scan_iou', 'count_per_face', 'serial_compensate', 'combine_labels',
-           'assigned_quality', 'CPU_TILE_ELEMENTS']
+__all__ = ['empty_padding', 'anchor_tiles', 'scan_iou', 'count_per_face', 'serial_compensate',
+           'combine_labels', 'assigned_quality', 'check_tile_bytes', 'DEFAULT_TILE_BYTES']
 
-CPU_TILE_ELEMENTS = 1 << 18
+DEFAULT_TILE_BYTES = 1 << 20
+FLOAT_BYTES = 4
+
+
+def check_tile_bytes(owner, value):
+    """``value`` as a positive int, else a clear error naming ``owner.tile_bytes``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError('{}.tile_bytes must be a positive integer (bytes), got {!r}'.format(owner, value))
+    return value
 
 
 def empty_padding(gt_bbox, valid):
@@ -27,16 +40,17 @@ def empty_padding(gt_bbox, valid):
     return gt_bbox * valid.unsqueeze(-1).astype(gt_bbox.dtype)
 
 
-def _anchor_tiles(batch, num_anchors, num_faces):
-    if not paddle.get_device().startswith('cpu'):
-        return [(0, num_anchors)]
-    step = max(1, CPU_TILE_ELEMENTS // max(1, batch * num_faces))
+def anchor_tiles(batch, num_anchors, num_faces, tile_bytes=DEFAULT_TILE_BYTES):
+    """``[(start, end)]`` anchor ranges covering ``num_anchors``, each the
+    most anchors whose ``[batch, end - start, num_faces]`` float32 matrix
+    fits in ``tile_bytes`` (at least one anchor per tile)."""
+    step = max(1, int(tile_bytes) // max(1, batch * num_faces * FLOAT_BYTES))
     return [(start, min(start + step, num_anchors)) for start in range(0, num_anchors, step)]
 
 
-def scan_iou(boxes, gt_bbox, threshold=None, with_face=False):
+def scan_iou(boxes, gt_bbox, threshold=None, with_face=False, tile_bytes=DEFAULT_TILE_BYTES):
     """One pass over the IoU of ``boxes`` (``[A, 4]`` shared or ``[B, A, 4]``)
-    with the faces ``gt_bbox [B, G, 4]``.
+    with the faces ``gt_bbox [B, G, 4]``, in anchor tiles (see ``anchor_tiles``).
 
     Returns a dict with ``best [B, A]`` (max IoU over faces, 0 without
     faces); ``face [B, A]`` (its face, ties: the lower index) if
@@ -50,7 +64,7 @@ def scan_iou(boxes, gt_bbox, threshold=None, with_face=False):
     num_anchors = boxes.shape[1]
     faces = gt_bbox.unsqueeze(1)  # [B, 1, G, 4]
     best, face, pairs, scores = [], [], [], []
-    for start, end in _anchor_tiles(batch, num_anchors, num_faces):
+    for start, end in anchor_tiles(batch, num_anchors, num_faces, tile_bytes):
         iou = aligned_iou(boxes[:, start:end].unsqueeze(2), faces)  # [B, a, G]
         best.append(iou.max(axis=-1))
         if with_face:

@@ -3,7 +3,7 @@ import paddle
 
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner, check_fraction
-from ppdet_hambox.modeling.assigners.matching import combine_labels
+from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, combine_labels
 
 __all__ = ['NAMSAssigner']
 
@@ -16,8 +16,8 @@ class NAMSAssigner(AnchorAssigner):
     IoU > ``cand_iou``, highest first (ties: lower anchor index), faces
     served in annotation order. Added anchors are ordinary positives (label 1)."""
 
-    def __init__(self, pos_iou=0.35, cand_iou=0.1):
-        super().__init__(pos_iou)
+    def __init__(self, pos_iou=0.35, cand_iou=0.1, tile_bytes=DEFAULT_TILE_BYTES):
+        super().__init__(pos_iou, tile_bytes)
         self.cand_iou = check_fraction('NAMSAssigner', 'cand_iou', cand_iou, high=self.pos_iou)
         self.anchor_pair_iou = self.cand_iou
 
