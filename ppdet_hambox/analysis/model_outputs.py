@@ -9,7 +9,6 @@ import paddle
 
 from ppdet_hambox.analysis.match_stats import MatchStats
 from ppdet_hambox.modeling.assigners import DMSAssigner, HAMBoxAssigner, SMSAssigner
-from ppdet_hambox.modeling.box_coder import bbox_iou
 
 __all__ = ['collect_match_stats', 'nms_keep']
 
@@ -78,9 +77,8 @@ def collect_match_stats(model, batches, stats=None, hambox_args=None, nms_iou=0.
                 return stats
             faces = gt_bbox[image, :_face_count(mask_np, image)]
             score_np, boxes_np = scores[image].numpy(), boxes[image].numpy()
-            stats.add_image(score_np, bbox_iou(anchors, faces).numpy(),
-                            bbox_iou(boxes[image], faces).numpy(),
+            stats.add_boxes(score_np, anchors, boxes[image], faces,
                             *(_assigner_outputs(assigned[k], image) for k in ('sms', 'dms', 'hambox')),
                             kept=nms_keep(score_np, boxes_np, stats.score_thr, nms_iou,
-                                          pre_nms_top_k, keep_top_k))
+                                          pre_nms_top_k, keep_top_k), tile_bytes=hambox.tile_bytes)
     return stats
