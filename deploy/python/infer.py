@@ -5,13 +5,16 @@ pre-processing comes from the export's ``infer_cfg.yml``.
 
     python deploy/python/infer.py --model_dir output_inference/hambox \\
         --image_file F | --image_dir D | --video_file V [--device auto|cpu|gpu] \\
-        [--cpu_threads N] [--enable_mkldnn] [--run_mode paddle|trt_fp32|trt_fp16] \\
+        [--cpu_threads N] [--disable_mkldnn] [--precision fp32|bf16|fp16|int8] \\
+        [--run_mode paddle|trt] \\
         [--output_dir output] [--threshold 0.5] [--save_json] [--run_benchmark]
 """
 import argparse
+import collections
 import json
 import os
 import sys
+import threading
 import time
 
 import cv2
@@ -20,7 +23,10 @@ import yaml
 
 MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
-RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
+RUN_MODES = ('paddle', 'trt', 'trt_fp32', 'trt_fp16')
+PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
+MKLDNN_CACHE_CAPACITY = 10   # input shapes whose oneDNN kernels are kept
+TIMING_WINDOW = 1000         # calls whose timings a Detector keeps
 EXIT_USER_ERROR = 2
 
 
@@ -173,38 +179,102 @@ def resolve_device(device):
     return 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'
 
 
-def make_config(model_dir, device='auto', cpu_threads=1, enable_mkldnn=False, run_mode='paddle',
-                trt_min_size=128, trt_max_size=1536):
+def available_cpus():
+    """The cores this process may run on (its CPU affinity where the OS has
+    one, e.g. a container's cpuset), not the machine's total."""
+    if hasattr(os, 'sched_getaffinity'):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def cpu_supports_bf16():
+    """True when oneDNN can run bfloat16 natively here (AVX512-BF16 or AMX)."""
+    from paddle.base import core
+    return bool(core.supports_bfloat16())
+
+
+def check_precision(precision, device, run_mode='paddle'):
+    """Refuse, with one line naming the flag, a precision this device or build
+    cannot run; otherwise return it. int8 needs TensorRT (GPU)."""
+    if precision not in PRECISIONS:
+        raise DeployError('--precision must be one of {}, got {!r}'.format(', '.join(PRECISIONS), precision))
+    if device == 'cpu':
+        if precision == 'bf16' and not cpu_supports_bf16():
+            raise DeployError('--precision bf16: this CPU has no native bfloat16 support (needs AVX512-BF16 '
+                              'or AMX); use --precision fp32')
+        if precision in ('fp16', 'int8'):
+            raise DeployError('--precision {} runs on a GPU (Paddle Inference{}); on CPU use fp32 or bf16'.format(
+                precision, ' with TensorRT' if precision == 'int8' else ''))
+    elif device == 'gpu':
+        if precision == 'bf16':
+            raise DeployError('--precision bf16 is the CPU (oneDNN) low precision; on a GPU use fp16')
+        if precision == 'int8' and run_mode != 'trt':
+            raise DeployError('--precision int8 on a GPU needs TensorRT: add --run_mode trt')
+    return precision
+
+
+def split_run_mode(run_mode, precision):
+    """``trt_fp32`` / ``trt_fp16`` (older spelling) -> (``trt``, precision)."""
+    if run_mode not in RUN_MODES:
+        raise DeployError('--run_mode must be one of {}, got {!r}'.format(', '.join(RUN_MODES), run_mode))
+    if run_mode.startswith('trt_'):
+        implied = run_mode[len('trt_'):]
+        if precision not in ('fp32', implied):
+            raise DeployError('--run_mode {} and --precision {} disagree; use --run_mode trt --precision {}'.format(
+                run_mode, precision, precision))
+        return 'trt', implied
+    return run_mode, precision
+
+
+def make_config(model_dir, device='auto', cpu_threads=None, enable_mkldnn=True, run_mode='paddle',
+                precision='fp32', mkldnn_cache_capacity=MKLDNN_CACHE_CAPACITY, trt_min_size=128, trt_max_size=1536):
+    """The ``paddle.inference.Config`` of the fastest correct settings: on CPU
+    oneDNN (unless ``enable_mkldnn=False``) with a bounded per-shape cache and
+    ``cpu_threads`` (default: the cores available to the process); ``bf16``
+    through oneDNN; on GPU ``fp16`` as Paddle's half precision or, with
+    ``run_mode='trt'``, TensorRT fp32 / fp16 / int8."""
     import paddle.inference as paddle_infer
     device = resolve_device(device)
+    run_mode, precision = split_run_mode(run_mode, precision)
     model_file, params_file = os.path.join(model_dir, MODEL_FILE), os.path.join(model_dir, PARAMS_FILE)
     for path in (model_file, params_file):
         if not os.path.isfile(path):
             raise FileNotFoundError('{} not found (a Paddle 3 PIR export: model.json + model.pdiparams)'.format(path))
+    if device not in ('cpu', 'gpu'):
+        raise ValueError('--device must be auto, cpu or gpu, got {!r}'.format(device))
+    if run_mode == 'trt':
+        ok, reason = tensorrt_available()
+        if not ok or device != 'gpu':
+            raise RuntimeError('--run_mode trt needs --device gpu and TensorRT: {}'.format(
+                reason if not ok else 'device is {}'.format(device)))
+    check_precision(precision, device, run_mode)
     config = paddle_infer.Config(model_file, params_file)
     if device == 'gpu':
         import paddle
         if not paddle.is_compiled_with_cuda():
             raise RuntimeError('--device gpu: this Paddle build has no CUDA; use --device cpu')
-        config.enable_use_gpu(200, 0)
-    elif device == 'cpu':
+        half = precision == 'fp16' and run_mode == 'paddle'
+        config.enable_use_gpu(200, 0, paddle_infer.PrecisionType.Half if half else paddle_infer.PrecisionType.Float32)
+    else:
         config.disable_gpu()
-        config.set_cpu_math_library_num_threads(cpu_threads)
-        # oneDNN is on by default on CPU; it is used only when asked for.
+        config.set_cpu_math_library_num_threads(int(cpu_threads or available_cpus()))
+        if precision == 'bf16' and not enable_mkldnn:
+            raise DeployError('--precision bf16 runs through oneDNN: drop --disable_mkldnn')
         if enable_mkldnn:
             config.enable_mkldnn()
+            # oneDNN caches kernels per input shape (and calling thread): bound it.
+            config.set_mkldnn_cache_capacity(int(mkldnn_cache_capacity))
+            if precision == 'bf16':
+                config.enable_mkldnn_bfloat16()
         else:
             config.disable_mkldnn()
-    else:
-        raise ValueError('--device must be auto, cpu or gpu, got {!r}'.format(device))
-    if run_mode != 'paddle':
-        ok, reason = tensorrt_available()
-        if not ok or device != 'gpu':
-            raise RuntimeError('--run_mode {} needs --device gpu and TensorRT: {}'.format(
-                run_mode, reason if not ok else 'device is {}'.format(device)))
-        precision = paddle_infer.PrecisionType.Half if run_mode == 'trt_fp16' else paddle_infer.PrecisionType.Float32
+    if run_mode == 'trt':
+        modes = {'fp32': paddle_infer.PrecisionType.Float32, 'fp16': paddle_infer.PrecisionType.Half,
+                 'int8': paddle_infer.PrecisionType.Int8}
+        # int8: TensorRT calibrates on the first inputs (use_calib_mode).
         config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1, min_subgraph_size=3,
-                                      precision_mode=precision, use_static=False, use_calib_mode=False)
+                                      precision_mode=modes[precision], use_static=False,
+                                      use_calib_mode=precision == 'int8')
         config.set_trt_dynamic_shape_info(
             {'image': [1, 3, trt_min_size, trt_min_size]}, {'image': [1, 3, trt_max_size, trt_max_size]},
             {'image': [1, 3, 480, 640]})
@@ -214,15 +284,40 @@ def make_config(model_dir, device='auto', cpu_threads=1, enable_mkldnn=False, ru
 
 class Detector:
     """Runs an exported model: ``predict(image)`` -> ``[N, 5]`` (x1 y1 x2 y2
-    score, original pixels), with per-stage timings in ``self.times``."""
+    score, original pixels, every detection the model keeps; ``threshold``
+    is the caller's cut, default ``infer_cfg.yml`` ``draw_threshold``).
 
-    def __init__(self, model_dir, device='auto', cpu_threads=1, enable_mkldnn=False, run_mode='paddle'):
+    Defaults are the fastest correct ones: on CPU oneDNN on
+    (``enable_mkldnn=False`` turns it off), ``cpu_threads`` = the cores
+    available to the process, a oneDNN cache of ``mkldnn_cache_capacity``
+    input shapes; ``precision`` ``fp32`` (``bf16`` on CPUs with native
+    support, ``fp16`` / TensorRT ``int8`` on GPUs). ``self.times`` keeps the
+    per-stage seconds of the last ``timing_window`` calls only. A predictor is
+    not thread-safe: calls on one Detector are serialised by a lock.
+    """
+
+    def __init__(self, model_dir, device='auto', cpu_threads=None, enable_mkldnn=True, run_mode='paddle',
+                 precision='fp32', threshold=None, mkldnn_cache_capacity=MKLDNN_CACHE_CAPACITY,
+                 timing_window=TIMING_WINDOW):
         import paddle.inference as paddle_infer
         self.cfg = PredictConfig(model_dir)
+        self.device = resolve_device(device)
+        self.run_mode, self.precision = split_run_mode(run_mode, precision)
+        self.cpu_threads = int(cpu_threads or available_cpus())
+        self.enable_mkldnn = bool(enable_mkldnn) and self.device == 'cpu'
+        self.threshold = self.cfg.draw_threshold if threshold is None else float(threshold)
         self.predictor = paddle_infer.create_predictor(
-            make_config(model_dir, device, cpu_threads, enable_mkldnn, run_mode))
+            make_config(model_dir, self.device, self.cpu_threads, enable_mkldnn, run_mode, precision,
+                        mkldnn_cache_capacity))
         self.input_names = self.predictor.get_input_names()
-        self.times = {'preprocess': [], 'inference': [], 'postprocess': []}
+        self.timing_window = int(timing_window)
+        self._lock = threading.Lock()
+        self.reset_times()
+
+    def reset_times(self):
+        """Forget the recorded timings (e.g. after warm-up runs)."""
+        self.times = {stage: collections.deque(maxlen=self.timing_window)
+                      for stage in ('preprocess', 'inference', 'postprocess')}
 
     def run(self, feeds):
         """Raw outputs, by position: ``bbox [N, 6]``, ``bbox_num [B]``."""
@@ -230,9 +325,11 @@ class Detector:
             if name not in feeds:
                 raise KeyError('the model takes input {!r}, which infer_cfg.yml pre-processing does not make'
                                .format(name))
-            self.predictor.get_input_handle(name).copy_from_cpu(feeds[name])
-        self.predictor.run()
-        return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.predictor.get_output_names()]
+        with self._lock:
+            for name in self.input_names:
+                self.predictor.get_input_handle(name).copy_from_cpu(feeds[name])
+            self.predictor.run()
+            return [self.predictor.get_output_handle(n).copy_to_cpu() for n in self.predictor.get_output_names()]
 
     def predict(self, image):
         t0 = time.perf_counter()
@@ -248,8 +345,9 @@ class Detector:
         dets[:, [1, 3]] = np.clip(dets[:, [1, 3]], 0, height)
         dets = dets[(dets[:, 2] > dets[:, 0]) & (dets[:, 3] > dets[:, 1])]
         t3 = time.perf_counter()
-        for key, seconds in zip(self.times, (t1 - t0, t2 - t1, t3 - t2)):
-            self.times[key].append(seconds)
+        with self._lock:
+            for key, seconds in zip(self.times, (t1 - t0, t2 - t1, t3 - t2)):
+                self.times[key].append(seconds)
         return dets
 
 
@@ -315,7 +413,8 @@ def run_images(detector, paths, args, threshold):
             for _ in range(args.warmup):
                 detector.predict(image)
             for values in detector.times.values():
-                del values[len(values) - args.warmup:]
+                for _ in range(min(args.warmup, len(values))):
+                    values.pop()
             for _ in range(args.repeats):
                 dets = detector.predict(image)
         else:
@@ -359,10 +458,14 @@ def parse_args(argv=None):
     source.add_argument('--video_file')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'),
                         help='auto: gpu when this Paddle build has CUDA and sees a GPU, else cpu')
-    parser.add_argument('--cpu_threads', type=int, default=1)
-    parser.add_argument('--enable_mkldnn', action='store_true', help='use oneDNN on CPU')
+    parser.add_argument('--cpu_threads', type=int, help='default: the cores available to this process')
+    mkldnn = parser.add_mutually_exclusive_group()
+    mkldnn.add_argument('--disable_mkldnn', action='store_true', help='turn oneDNN off on CPU (it is on by default)')
+    mkldnn.add_argument('--enable_mkldnn', action='store_true', help='oneDNN on CPU (the default; kept for old scripts)')
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                        help='fp32; bf16 on CPUs with native bfloat16; fp16 on GPUs; int8 with TensorRT')
     parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES,
-                        help='trt_* need a GPU build of Paddle compiled with TensorRT')
+                        help='trt* need a GPU build of Paddle compiled with TensorRT (trt_fp16 = trt + fp16)')
     parser.add_argument('--output_dir', default='output')
     parser.add_argument('--threshold', type=float, help='lowest score kept (default: infer_cfg.yml draw_threshold)')
     parser.add_argument('--save_json', action='store_true', help='write <output_dir>/bbox.json')
@@ -376,7 +479,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
-    detector = Detector(args.model_dir, device, args.cpu_threads, args.enable_mkldnn, args.run_mode)
+    detector = Detector(args.model_dir, device=device, cpu_threads=args.cpu_threads,
+                        enable_mkldnn=not args.disable_mkldnn, run_mode=args.run_mode, precision=args.precision)
     threshold = detector.cfg.draw_threshold if args.threshold is None else args.threshold
     os.makedirs(args.output_dir, exist_ok=True)
     if args.video_file:
@@ -390,9 +494,9 @@ def main(argv=None):
         print('detections written to {}'.format(json_path))
     if args.run_benchmark:
         summary = latency_summary(detector.times)
-        print('latency over {} timed runs ({}, {} threads{}, run_mode {}):'.format(
-            summary['total']['runs'], device, args.cpu_threads,
-            ', oneDNN' if args.enable_mkldnn else '', args.run_mode))
+        print('latency over {} timed runs ({}, {} threads{}, run_mode {}, {}):'.format(
+            summary['total']['runs'], device, detector.cpu_threads,
+            ', oneDNN' if detector.enable_mkldnn else '', detector.run_mode, detector.precision))
         print(format_latency(summary))
         print(json.dumps({'latency_ms': summary}))
     return records
