@@ -31,7 +31,8 @@ def dataset_root():
 def oracle_cfg(**extra):
     overrides = eval_overrides(dataset_root())
     overrides['save_dir'] = str(workdir() / 'oracle_out')
-    overrides.update(extra)
+    for key, value in extra.items():
+        overrides[key] = dict(overrides.get(key, {}), **value) if isinstance(value, dict) else value
     return copy.deepcopy(load_config(str(DEMO_CONFIG), overrides))
 
 
