@@ -13,6 +13,7 @@ EMA update. Checkpoints, logs and evaluation hang off the step as callbacks
 """
 import contextlib
 import itertools
+import json
 import math
 import os
 import time
@@ -29,7 +30,7 @@ from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, al
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, load_portable_optimizer_state,
                                            read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
-from ppdet_hambox.utils.weights import load_weights
+from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
 __all__ = ['Trainer', 'NonFiniteLossError']
 
@@ -181,10 +182,13 @@ class Trainer:
                     self.batch_size, self.global_batch)
 
     # ------------------------------------------------------------- weights
-    def load_weights(self, path):
+    def load_weights(self, path, allow_partial=False):
         """Initialise from a weights file (``pretrain_weights``) before training;
-        the EMA, if on, restarts from the loaded weights."""
-        summary = load_weights(self.raw_model, path)
+        the EMA, if on, restarts from the loaded weights. More than
+        ``MAX_UNFIT_FRACTION`` of the model not loaded is an error unless
+        ``allow_partial``."""
+        summary = load_weights(self.raw_model, path, max_unfit=None if allow_partial else MAX_UNFIT_FRACTION)
+        logger.info('training starts from the weights of %s', path)
         if self.ema is not None:
             self.ema = ModelEMA(self.raw_model, self.settings['ema_decay'])
         return summary
@@ -207,7 +211,7 @@ class Trainer:
                 self.ema = ModelEMA(self.raw_model, self.settings['ema_decay'])
         restore_rng_state(state['rng'])
         extra = state.get('extra') or {}
-        self.best = extra.get('best')
+        self.best = _best_so_far(extra.get('best'), self.save_dir, state['iteration'])
         self.batches_read = extra.get('batches_read', state['iteration'])
         if extra.get('global_batch') not in (None, self.global_batch):
             logger.warning('resuming a run of global batch %s with global batch %d: the data order '
@@ -243,17 +247,31 @@ class Trainer:
                     model.train()
         return result
 
+    def check_evaluation(self):
+        """What ``--eval`` will need at the first snapshot, checked now (a ``UserError``)."""
+        from ppdet_hambox.engine.evaluator import SCORES, check_evaluation
+        if not self.cfg.get('EvalDataset'):
+            raise ConfigError('{}: --eval needs an EvalDataset section'.format(
+                self.cfg.get('__source__', '<config>')))
+        metric = check_evaluation(self.cfg)
+        if self.settings['best_metric'] not in SCORES[metric]:
+            raise ConfigError('best_metric {!r} is not a score of metric {}; choose one of {}'.format(
+                self.settings['best_metric'], metric, ', '.join(SCORES[metric])))
+
     # ------------------------------------------------------------ training
     def _default_callbacks(self, validate):
         if not self.dist.is_main:
             return []
         callbacks = [cb.ConsoleLogger(), cb.JsonLinesLogger(os.path.join(self.save_dir, 'train_log.jsonl'))]
+        # The checkpoint of a snapshot is written before its evaluation, so a
+        # failing evaluation never costs the training; VisualDL comes last so
+        # it still takes the final evaluation's scalars before it closes.
+        callbacks.append(cb.CheckpointSaver(self.settings['keep_checkpoints']))
+        if validate:
+            callbacks.append(cb.EvalCallback(self.settings['best_metric']))
         if self.settings['use_vdl']:
             callbacks.append(cb.VisualDLLogger(self.settings['vdl_log_dir']
                                                or os.path.join(self.save_dir, 'vdl')))
-        if validate:
-            callbacks.append(cb.EvalCallback(self.settings['best_metric']))
-        callbacks.append(cb.CheckpointSaver(self.settings['keep_checkpoints']))
         return callbacks
 
     def dispatch(self, event, *args):
@@ -306,10 +324,11 @@ class Trainer:
             self.ema.update(self.raw_model)
 
     def train(self, validate=False, callbacks=None):
-        """Run from ``start_iter`` to ``max_iters``; evaluate at snapshots with ``validate``."""
-        if validate and not self.cfg.get('EvalDataset'):
-            raise ConfigError('{}: --eval needs an EvalDataset section'.format(
-                self.cfg.get('__source__', '<config>')))
+        """Run from ``start_iter`` to ``max_iters``; evaluate at snapshots with
+        ``validate``, whose set-up (metric, protocol, ground truth, the eval
+        dataset's annotation) is checked before the first iteration."""
+        if validate:
+            self.check_evaluation()
         self.callbacks = self._default_callbacks(validate) + list(callbacks or [])
         log_iter, snapshot_iter = self.settings['log_iter'], self.settings['snapshot_iter']
         self.iteration = self.start_iter
@@ -358,6 +377,21 @@ class Trainer:
                       eta_s=seconds_per_iter * (self.max_iters - self.iteration))
         if self.dist.is_main:
             self.dispatch('on_log', record)
+
+
+def _best_so_far(best, save_dir, iteration):
+    """The checkpoint's best, or ``best_model.json``'s when that is newer but
+    not past ``iteration`` (a checkpoint is written before its evaluation)."""
+    try:
+        with open(os.path.join(save_dir, 'best_model.json'), encoding='utf-8') as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return best
+    if not isinstance(saved, dict) or not isinstance(saved.get('iter'), int) or saved['iter'] > iteration:
+        return best
+    if best is None or saved['iter'] > best.get('iter', -1):
+        return saved
+    return best
 
 
 class ResumableBatchSampler:
