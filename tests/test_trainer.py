@@ -9,6 +9,7 @@ import paddle
 import paddle.nn as nn
 import pytest
 
+from ppdet_hambox.core.errors import EXIT_USER_ERROR, run_tool
 from ppdet_hambox.core.workspace import load_config, register
 from ppdet_hambox.data.image_io import ImageReadError
 from ppdet_hambox.engine import evaluator
@@ -195,11 +196,11 @@ def test_train_tool_exit_codes(config_file, tmp_path, repo_root, capsys):
     code = tool.main(['-c', config_file, '-o', 'save_dir={}'.format(tmp_path), 'TtToyDetector.nan_at=2'])
     assert code == tool.EXIT_NON_FINITE
     assert 'non-finite loss at iteration 2' in capsys.readouterr().err
-    code = tool.main(['-c', config_file, '-o', 'max_iter=3'])
-    assert code == tool.EXIT_BAD_INPUT
+    code = run_tool(tool.main, ['-c', config_file, '-o', 'max_iter=3'])
+    assert code == EXIT_USER_ERROR
     assert "unknown top-level key 'max_iter'" in capsys.readouterr().err
-    code = tool.main(['-c', config_file, '-r', str(tmp_path / 'missing.pdckpt')])
-    assert code == tool.EXIT_BAD_INPUT
+    code = run_tool(tool.main, ['-c', config_file, '-r', str(tmp_path / 'missing.pdckpt')])
+    assert code == EXIT_USER_ERROR
     assert 'checkpoint not found' in capsys.readouterr().err
 
 
@@ -228,6 +229,7 @@ def test_eval_keeps_the_best_model(config_file, tmp_path, monkeypatch):
         return {'easy': 0.9, 'medium': 0.8, 'hard': hard}
 
     monkeypatch.setattr(evaluator, 'run_evaluation', scripted_evaluation)
+    monkeypatch.setattr(evaluator, 'check_evaluation', lambda cfg, protocol=None: 'widerface')
     trainer = run(config_file, tmp_path, ['EvalDataset={name: TtToyFaces}'], validate=True)
     best = paddle.load(os.path.join(trainer.save_dir, 'best_model.pdparams'))
     np.testing.assert_array_equal(best['fc.weight'].numpy(), seen[0.6]['fc.weight'])

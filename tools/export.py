@@ -1,7 +1,7 @@
 """Export a model for Paddle Inference (model.json + model.pdiparams + infer_cfg.yml), optionally ONNX.
 
     python tools/export.py -c CONFIG -o weights=W.pdparams [--output_dir output_inference]
-                           [--protocol vga|original] [--onnx]
+                           [--protocol vga|original] [--onnx] [--allow_partial_weights]
 """
 import json
 import os
@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.engine.export import SINGLE_SCALE_PROTOCOLS, export_model  # noqa: E402
 from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
 
@@ -24,11 +25,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_cfg(args)
     name = os.path.splitext(os.path.basename(args.config))[0]
-    paths = export_model(build_model(cfg), cfg, os.path.join(args.output_dir, name),
+    paths = export_model(build_model(cfg, allow_partial=args.allow_partial_weights), cfg, os.path.join(args.output_dir, name),
                          protocol=args.protocol, onnx=args.onnx)
     print(json.dumps(paths))
     return paths
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))

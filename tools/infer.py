@@ -2,13 +2,19 @@
 
     python tools/infer.py -c CONFIG -o weights=W.pdparams --infer_img F | --infer_dir D
                           [--output_dir output] [--draw_threshold 0.5] [--save_json]
-                          [--protocol vga|original|multiscale]
+                          [--protocol vga|original|multiscale] [--allow_partial_weights]
+
+--infer_dir searches sub-folders; drawings keep the relative layout under
+--output_dir. An unreadable image is skipped with a warning; the exit status
+is then 1 (2 for bad arguments, 0 when every image was processed).
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
+from ppdet_hambox.engine.evaluator import protocol_name  # noqa: E402
 from ppdet_hambox.engine.inference import infer_images, list_images  # noqa: E402
 from ppdet_hambox.engine.predictor import Predictor  # noqa: E402
 from ppdet_hambox.engine.test_time import PROTOCOLS  # noqa: E402
@@ -19,7 +25,7 @@ def main(argv=None):
     parser = base_parser(__doc__.strip().splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--infer_img', help='one image file')
-    source.add_argument('--infer_dir', help='a folder of images')
+    source.add_argument('--infer_dir', help='a folder of images (sub-folders included)')
     parser.add_argument('--output_dir', default='output', help='where the drawn images (and bbox.json) go')
     parser.add_argument('--draw_threshold', type=float,
                         help='lowest score drawn and saved (default: the config\'s draw_threshold, else 0.5)')
@@ -30,10 +36,13 @@ def main(argv=None):
     cfg = load_cfg(args)
     threshold = args.draw_threshold if args.draw_threshold is not None else cfg.get('draw_threshold', 0.5)
     reader = 'TestReader' if cfg.get('TestReader') else 'EvalReader'
-    predictor = Predictor(build_model(cfg), cfg, args.protocol, reader=reader)
-    return infer_images(predictor, list_images(args.infer_img, args.infer_dir), args.output_dir,
-                        threshold, args.save_json)
+    images = list_images(args.infer_img, args.infer_dir)
+    protocol = protocol_name(cfg, args.protocol)
+    predictor = Predictor(build_model(cfg, allow_partial=args.allow_partial_weights), cfg, protocol,
+                          reader=reader)
+    _, skipped = infer_images(predictor, images, args.output_dir, threshold, args.save_json)
+    return 1 if skipped else 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))

@@ -1,25 +1,32 @@
 """Train a detector from a config.
 
     python tools/train.py -c CONFIG [-o key=value ...] [-r CHECKPOINT_OR_DIR] [--eval]
-                          [--use_vdl] [--vdl_log_dir DIR] [--amp] [--seed N]
+                          [--use_vdl] [--vdl_log_dir DIR] [--amp] [--seed N] [--allow_partial_weights]
     python -m paddle.distributed.launch --nproc_per_node N tools/train.py -c CONFIG ... [--fleet]
 
-Exit status: 0 done, 2 bad config / weights / checkpoint, 3 non-finite loss.
+Initial weights: ``-o pretrain_weights=W`` (or ``-o weights=W``, taken as the
+same thing and logged); ``-r`` resumes a checkpoint instead (weights,
+optimizer, schedule, iteration). ``weights`` set in a config file is the
+evaluation/export weights and is not used for training (a log line says so).
+
+Exit status: 0 done, 2 bad input (config, data, weights, checkpoint, --eval
+set-up), 3 non-finite loss.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.engine.tool_args import base_parser  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
-from ppdet_hambox.utils.checkpoint import CheckpointError  # noqa: E402
-from ppdet_hambox.utils.weights import WeightsError  # noqa: E402
+from ppdet_hambox.utils.logger import get_logger  # noqa: E402
 
-EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
+OVERRIDE = '-o override'
+
+logger = get_logger('engine')
 
 
 def parse_args(argv=None):
@@ -51,19 +58,42 @@ def flag_overrides(args):
     return overrides
 
 
+def initial_weights(cfg, resume):
+    """The weights file training starts from: ``pretrain_weights``, or
+    ``weights`` given with ``-o`` (the PaddleDetection habit). Ambiguous or
+    conflicting requests are a ConfigError; ``weights`` from a config file
+    is left to evaluation and export."""
+    origins = cfg.get('__origins__') or {}
+    weights, pretrain = cfg.get('weights'), cfg.get('pretrain_weights')
+    if weights and origins.get('weights') != OVERRIDE:
+        logger.info('weights: %s (set in %s) is for evaluation and export; training starts from '
+                    'pretrain_weights or -r', weights, origins.get('weights', cfg.get('__source__')))
+        weights = None
+    if weights and resume:
+        raise ConfigError('-o weights={} and -r {}: -r resumes a checkpoint with its own weights; give one '
+                          'of them (pretrain_weights is the key for initial weights)'.format(weights, resume))
+    if weights and pretrain:
+        raise ConfigError('-o weights={} and pretrain_weights={}: give one; pretrain_weights is the key for '
+                          'the initial weights of training'.format(weights, pretrain))
+    if resume:
+        return None
+    if weights:
+        logger.info('-o weights=%s: used as the initial weights (the same as -o pretrain_weights=%s)',
+                    weights, weights)
+    return weights or pretrain
+
+
 def main(argv=None):
     args = parse_args(argv)
+    cfg = load_config(args.config, flag_overrides(args))
+    trainer = Trainer(cfg, mode='train', fleet=args.fleet)
+    init = initial_weights(cfg, args.resume)
+    if args.resume:
+        trainer.resume(args.resume)
+    elif init:
+        trainer.load_weights(init, allow_partial=args.allow_partial_weights)
     try:
-        cfg = load_config(args.config, flag_overrides(args))
-        trainer = Trainer(cfg, mode='train', fleet=args.fleet)
-        if args.resume:
-            trainer.resume(args.resume)
-        elif cfg.get('pretrain_weights'):
-            trainer.load_weights(cfg['pretrain_weights'])
         trainer.train(validate=args.eval)
-    except (ConfigError, CheckpointError, WeightsError) as err:
-        print('error: {}'.format(err), file=sys.stderr)
-        return EXIT_BAD_INPUT
     except NonFiniteLossError as err:
         print('training stopped: {}'.format(err), file=sys.stderr)
         return EXIT_NON_FINITE
@@ -71,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -18,7 +18,7 @@ import os
 import paddle
 import yaml
 
-from ppdet_hambox.core.errors import ConfigError
+from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import create
 from ppdet_hambox.engine.predictor import DEFAULT_PROTOCOL, batch_steps, preprocess_steps
 
@@ -158,7 +158,7 @@ def export_onnx(model_dir, opset_version=ONNX_OPSET, save_file=None):
     try:
         import paddle2onnx
     except ImportError:
-        raise ImportError('ONNX export needs paddle2onnx>=2.1: pip install "ppdet-hambox[onnx]"') from None
+        raise UserError('--onnx needs paddle2onnx>=2.1: pip install "ppdet-hambox[onnx]"') from None
     save_file = save_file or os.path.join(model_dir, ONNX_FILE)
     paddle2onnx.export(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]),
                        save_file, opset_version=opset_version, enable_onnx_checker=True,
