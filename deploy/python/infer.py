@@ -8,6 +8,10 @@ pre-processing comes from the export's ``infer_cfg.yml``.
         [--cpu_threads N] [--disable_mkldnn] [--precision fp32|bf16|fp16|int8] \\
         [--run_mode paddle|trt] \\
         [--output_dir output] [--threshold 0.5] [--save_json] [--run_benchmark]
+
+--image_dir searches sub-folders. An unreadable image is skipped with a
+warning. Exit status: 0 done, 1 some image skipped, 2 bad input (one
+``error:`` line naming the file or flag).
 """
 import argparse
 import collections
@@ -390,25 +394,53 @@ def format_latency(summary):
 
 
 def list_images(image_file, image_dir):
+    """``[(path, output name)]``: ``image_file`` with its file name, or every
+    image in ``image_dir`` and its sub-folders with its path relative to it."""
     if image_file:
         if not os.path.isfile(image_file):
-            raise FileNotFoundError('--image_file: no such file {}'.format(image_file))
-        return [image_file]
+            raise DeployError('--image_file {}: no such file'.format(image_file))
+        return [(image_file, os.path.basename(image_file))]
     if not os.path.isdir(image_dir):
-        raise FileNotFoundError('--image_dir: no such folder {}'.format(image_dir))
-    images = sorted(os.path.join(image_dir, f) for f in os.listdir(image_dir)
-                    if f.lower().endswith(IMAGE_EXTENSIONS))
+        raise DeployError('--image_dir {}: no such folder'.format(image_dir))
+    images = []
+    for root, folders, names in os.walk(image_dir):
+        folders.sort()
+        images += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
     if not images:
-        raise FileNotFoundError('--image_dir {} holds no image'.format(image_dir))
-    return images
+        raise DeployError('--image_dir {} holds no image ({}), in sub-folders neither'.format(
+            image_dir, ', '.join(IMAGE_EXTENSIONS)))
+    return sorted((path, os.path.relpath(path, image_dir)) for path in images)
 
 
-def run_images(detector, paths, args, threshold):
-    records = []
-    for path in paths:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
+def read_image(path):
+    """BGR image, or ``(None, reason)`` when the file cannot be read."""
+    if not os.path.isfile(path):
+        return None, 'no such file'
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        return None, 'not decodable (corrupt or not an image)'
+    return image, ''
+
+
+def skip_summary(total, skipped, named=3):
+    """``N images, K skipped: a, b, c, ...``."""
+    line = '{} images, {} skipped'.format(total, len(skipped))
+    if skipped:
+        line += ': ' + ', '.join(p for p, _ in skipped[:named]) + (', ...' if len(skipped) > named else '')
+    return line
+
+
+def run_images(detector, images, args, threshold):
+    """Detect, draw to ``<output_dir>/<output name>``; an unreadable image is
+    skipped with a warning. Returns (records, skipped [(path, reason)])."""
+    records, skipped = [], []
+    for item in images:
+        path, rel = item if isinstance(item, tuple) else (item, os.path.basename(item))
+        image, reason = read_image(path)
         if image is None:
-            raise IOError('cannot read image {}'.format(path))
+            skipped.append((path, reason))
+            print('warning: skipped {}: {}'.format(path, reason), file=sys.stderr)
+            continue
         if args.run_benchmark:
             for _ in range(args.warmup):
                 detector.predict(image)
@@ -419,17 +451,21 @@ def run_images(detector, paths, args, threshold):
                 dets = detector.predict(image)
         else:
             dets = detector.predict(image)
-        out_path = os.path.join(args.output_dir, os.path.basename(path))
+        out_path = os.path.join(args.output_dir, rel)
+        os.makedirs(os.path.dirname(out_path) or '.', exist_ok=True)
         cv2.imwrite(out_path, draw(image, dets, threshold))
         records.extend(to_records(dets, threshold, detector.cfg.label_list[0], path))
         print('{}: {} faces >= {:.2f} -> {}'.format(path, int((dets[:, 4] >= threshold).sum()), threshold, out_path))
-    return records
+    print(skip_summary(len(images), skipped), file=sys.stderr if skipped else sys.stdout)
+    return records, skipped
 
 
 def run_video(detector, path, args, threshold):
+    if not os.path.isfile(path):
+        raise DeployError('--video_file {}: no such file'.format(path))
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise IOError('cannot open video {}'.format(path))
+        raise DeployError('--video_file {}: cannot open it as a video'.format(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     out_path = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + '.mp4')
@@ -454,7 +490,8 @@ def parse_args(argv=None):
     parser.add_argument('--model_dir', required=True, help='folder of model.json, model.pdiparams, infer_cfg.yml')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image_file')
-    source.add_argument('--image_dir')
+    source.add_argument('--image_dir', help='a folder of images, sub-folders included (drawings keep '
+                                            'the relative layout under --output_dir)')
     source.add_argument('--video_file')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'),
                         help='auto: gpu when this Paddle build has CUDA and sees a GPU, else cpu')
@@ -476,17 +513,38 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def check_model_dir(model_dir):
+    """The export's three files are there, else a DeployError naming the folder."""
+    if not os.path.isdir(model_dir):
+        raise DeployError('--model_dir {}: no such folder (export a model with tools/export.py)'.format(model_dir))
+    missing = [f for f in (MODEL_FILE, PARAMS_FILE, INFER_CFG) if not os.path.isfile(os.path.join(model_dir, f))]
+    if missing:
+        raise DeployError('--model_dir {}: no {} (a Paddle 3 export of tools/export.py: {}, {}, {})'.format(
+            model_dir, ', '.join(missing), MODEL_FILE, PARAMS_FILE, INFER_CFG))
+
+
+def check_device(device):
+    import paddle
+    if device == 'gpu' and not paddle.is_compiled_with_cuda():
+        raise DeployError('--device gpu: this Paddle build has no CUDA; use --device cpu (or auto)')
+
+
 def main(argv=None):
+    """Exit status: 0 done, 1 some image skipped, 2 bad input (see run_cli)."""
     args = parse_args(argv)
+    check_model_dir(args.model_dir)
+    check_device(args.device)
+    images = None if args.video_file else list_images(args.image_file, args.image_dir)
     device = resolve_device(args.device)
     detector = Detector(args.model_dir, device=device, cpu_threads=args.cpu_threads,
                         enable_mkldnn=not args.disable_mkldnn, run_mode=args.run_mode, precision=args.precision)
     threshold = detector.cfg.draw_threshold if args.threshold is None else args.threshold
     os.makedirs(args.output_dir, exist_ok=True)
+    skipped = []
     if args.video_file:
         records = run_video(detector, args.video_file, args, threshold)
     else:
-        records = run_images(detector, list_images(args.image_file, args.image_dir), args, threshold)
+        records, skipped = run_images(detector, images, args, threshold)
     if args.save_json:
         json_path = os.path.join(args.output_dir, 'bbox.json')
         with open(json_path, 'w') as f:
@@ -499,8 +557,8 @@ def main(argv=None):
             ', oneDNN' if detector.enable_mkldnn else '', detector.run_mode, detector.precision))
         print(format_latency(summary))
         print(json.dumps({'latency_ms': summary}))
-    return records
+    return 1 if skipped else 0
 
 
 if __name__ == '__main__':
-    sys.exit(0 if main() is not None else 1)
+    sys.exit(run_cli(main))
