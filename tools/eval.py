@@ -2,6 +2,8 @@
 
     python tools/eval.py -c CONFIG -o weights=W.pdparams [--protocol vga|original|multiscale]
                          [--output_eval DIR] [--zip] [--allow_partial_weights]
+    python tools/eval.py -c CONFIG --model_dir EXPORTED_DIR [--precision fp32|bf16|fp16] [--protocol ...]
+        (the exported model through Paddle Inference, same dataset, protocol and metric)
 
 Prints the result table once, then the result as JSON on the last line.
 """
@@ -13,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.engine.evaluator import format_result, run_evaluation, zip_predictions  # noqa: E402
+from ppdet_hambox.engine.exported_model import PRECISIONS, ExportedPredictor  # noqa: E402
 from ppdet_hambox.engine.test_time import PROTOCOLS  # noqa: E402
 from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
 
@@ -26,11 +29,23 @@ def main(argv=None):
                                               'hold only an earlier evaluation\'s files')
     parser.add_argument('--zip', action='store_true',
                         help='also zip the prediction folder for the benchmark server')
+    parser.add_argument('--model_dir', help='evaluate this exported model (tools/export.py) with Paddle '
+                                            'Inference instead of the config\'s weights in dygraph')
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
+                        help='with --model_dir: fp32, bf16 (CPUs with native bfloat16), fp16 (GPU)')
     args = parser.parse_args(argv)
     cfg = load_cfg(args)
-    model = build_model(cfg, allow_partial=args.allow_partial_weights)
+    if args.model_dir:
+        model = None
+        predictor = ExportedPredictor(args.model_dir, cfg, args.protocol, precision=args.precision)
+    else:
+        if args.precision != 'fp32':
+            parser.error('--precision needs --model_dir (dygraph evaluation runs in fp32)')
+        model, predictor = build_model(cfg, allow_partial=args.allow_partial_weights), None
     result = run_evaluation(model, cfg, protocol=args.protocol, output_dir=args.output_eval,
-                            log_result=False)
+                            predictor=predictor, log_result=False)
+    if args.model_dir:
+        result.update({'model_dir': args.model_dir, 'precision': args.precision})
     if args.zip:
         result['zip'] = zip_predictions(result['output_dir'], result['output_dir'].rstrip('/\\') + '.zip')
     print(format_result(result))

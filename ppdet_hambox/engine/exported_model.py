@@ -1,0 +1,149 @@
+"""Evaluate what you deploy: an exported model (``tools/export.py``) run by
+Paddle Inference behind the dygraph ``Predictor``'s interface, so the
+evaluator and every test protocol use it unchanged.
+
+``ExportedPredictor(model_dir, cfg, protocol, precision=...)`` takes the
+config's pre-processing and protocol passes (as dygraph evaluation does) and
+replaces the network + post-process by the exported graph. The graph's NMS
+score cut is baked in at export (``infer_cfg.yml`` ``NMS.score_threshold``):
+a pass asking for a higher cut is cut again here; a pass asking for a lower
+one (multiscale's ``ms_score_threshold``) cannot get the boxes in between,
+which is logged once with the export option that avoids it.
+"""
+import logging
+import os
+
+import numpy as np
+import yaml
+
+from ppdet_hambox.core.errors import UserError
+from ppdet_hambox.engine.export import INFER_CFG, MODEL_FILES
+from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.engine.test_time import filter_face_size, flip_boxes
+
+__all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'PRECISIONS', 'MKLDNN_CACHE_CAPACITY']
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ('fp32', 'bf16', 'fp16')
+MKLDNN_CACHE_CAPACITY = 10
+
+
+def available_cpus():
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _device():
+    import paddle
+    return 'gpu' if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else 'cpu'
+
+
+def inference_config(model_dir, precision='fp32', device=None, cpu_threads=None, enable_mkldnn=True,
+                     mkldnn_cache_capacity=MKLDNN_CACHE_CAPACITY):
+    """A ``paddle.inference.Config`` for ``model_dir`` with the settings of
+    ``deploy/python/infer.py``'s Detector: oneDNN and all available cores on
+    CPU, ``bf16`` through oneDNN where the CPU has it, ``fp16`` on GPU."""
+    import paddle.inference as paddle_infer
+    from paddle.base import core
+    device = device or _device()
+    if precision not in PRECISIONS:
+        raise UserError('--precision must be one of {}, got {!r}'.format(', '.join(PRECISIONS), precision))
+    for name in MODEL_FILES:
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise UserError('--model_dir {}: no {} (export the model with tools/export.py)'.format(model_dir, name))
+    if device == 'cpu' and precision == 'fp16':
+        raise UserError('--precision fp16 runs on a GPU; on CPU use fp32 or bf16')
+    if device == 'cpu' and precision == 'bf16' and not core.supports_bfloat16():
+        raise UserError('--precision bf16: this CPU has no native bfloat16 support (needs AVX512-BF16 or AMX); '
+                        'use --precision fp32')
+    if device == 'gpu' and precision == 'bf16':
+        raise UserError('--precision bf16 is the CPU (oneDNN) low precision; on a GPU use fp16')
+    config = paddle_infer.Config(*(os.path.join(model_dir, name) for name in MODEL_FILES))
+    if device == 'gpu':
+        half = paddle_infer.PrecisionType.Half if precision == 'fp16' else paddle_infer.PrecisionType.Float32
+        config.enable_use_gpu(200, 0, half)
+    else:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(int(cpu_threads or available_cpus()))
+        if enable_mkldnn or precision == 'bf16':
+            config.enable_mkldnn()
+            config.set_mkldnn_cache_capacity(int(mkldnn_cache_capacity))
+            if precision == 'bf16':
+                config.enable_mkldnn_bfloat16()
+        else:
+            config.disable_mkldnn()
+    config.switch_ir_optim(True)
+    return config
+
+
+def _baked_score_threshold(model_dir):
+    path = os.path.join(model_dir, INFER_CFG)
+    if not os.path.isfile(path):
+        raise UserError('--model_dir {}: no {} (export the model with tools/export.py)'.format(model_dir, INFER_CFG))
+    with open(path) as f:
+        info = yaml.safe_load(f) or {}
+    try:
+        return float(info['NMS']['score_threshold'])
+    except (KeyError, TypeError, ValueError):
+        raise UserError('{}: missing NMS.score_threshold (re-export with tools/export.py)'.format(path)) from None
+
+
+class ExportedPredictor(Predictor):
+    """``detect(image)`` -> ``[N, 5]`` (x1 y1 x2 y2 score, original pixels)
+    from the exported model in ``model_dir``; ``protocol`` and the
+    pre-processing come from ``cfg`` as for ``Predictor``."""
+
+    def __init__(self, model_dir, cfg, protocol=None, precision='fp32', device=None, cpu_threads=None,
+                 enable_mkldnn=True, reader='EvalReader'):
+        import paddle.inference as paddle_infer
+        super().__init__(None, cfg, protocol, reader)
+        self.model_dir, self.precision = model_dir, precision
+        self.score_threshold = _baked_score_threshold(model_dir)
+        self.predictor = paddle_infer.create_predictor(
+            inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn))
+        self.input_names = self.predictor.get_input_names()
+        self._warned = False
+
+    def run_network(self, batch):
+        """``bbox [N, 6]`` of the exported graph for a prepared batch of one."""
+        for name in self.input_names:
+            self.predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name].numpy()))
+        self.predictor.run()
+        names = self.predictor.get_output_names()
+        bbox = self.predictor.get_output_handle(names[0]).copy_to_cpu()
+        count = int(np.asarray(self.predictor.get_output_handle(names[1]).copy_to_cpu()).reshape(-1)[0])
+        return np.asarray(bbox, np.float32).reshape(-1, 6)[:count]
+
+    def _pass_threshold(self, scale_pass):
+        wanted = scale_pass.score_threshold
+        if wanted is not None and wanted < self.score_threshold and not self._warned:
+            self._warned = True
+            logger.warning('%s cuts scores at %g (NMS.score_threshold in %s); the %s protocol asks for %g, so '
+                           'boxes scoring in between are missing. Export with '
+                           '-o HAMBoxPostProcess.score_threshold=%g to evaluate it as dygraph does.',
+                           self.model_dir, self.score_threshold, INFER_CFG, self.protocol, wanted, wanted)
+        return wanted
+
+    def run_pass(self, image, scale_pass):
+        height, width = image.shape[:2]
+        source = image[:, ::-1] if scale_pass.flip else image
+        bbox = self.run_network(self.prepare(np.ascontiguousarray(source), scale_pass.scale))
+        wanted = self._pass_threshold(scale_pass)
+        if wanted is not None:
+            bbox = bbox[bbox[:, 1] >= wanted]
+        dets = np.concatenate([bbox[:, 2:6], bbox[:, 1:2]], axis=1).astype(np.float32)
+        if scale_pass.flip:
+            dets[:, :4] = flip_boxes(dets[:, :4], width)
+        dets[:, [0, 2]] = np.clip(dets[:, [0, 2]], 0, width)
+        dets[:, [1, 3]] = np.clip(dets[:, [1, 3]], 0, height)
+        dets = dets[(dets[:, 2] > dets[:, 0]) & (dets[:, 3] > dets[:, 1])]
+        return filter_face_size(dets, scale_pass.min_face, scale_pass.max_face)
+
+    def detect(self, image, protocol=None):
+        """All passes of the protocol on one BGR image, merged."""
+        protocol = protocol or self.protocol
+        passes = self.settings.passes(protocol, *image.shape[:2])
+        return self.settings.merge(protocol, [self.run_pass(image, p) for p in passes])
