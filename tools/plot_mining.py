@@ -4,7 +4,9 @@
                                 [--label HAMBox --label DMS] [--smooth 5] --out mining.png [--json F]
 
 Reads ``num_com`` (compensated anchors per image) and ``com_iou`` (mean IoU of
-their decoded boxes with their faces) from each trainer log.
+their decoded boxes with their faces) from each trainer log. ``com_iou`` is
+averaged weighted by ``num_com`` (smoothing and summary), and plotted only
+where there were compensated anchors (gaps elsewhere).
 """
 import argparse
 import json
@@ -13,7 +15,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppdet_hambox.analysis.mining_log import MiningLogError, read_mining_log, smooth  # noqa: E402
+from ppdet_hambox.analysis.mining_log import (read_mining_log, smooth, weighted_mean,  # noqa: E402
+                                              weighted_smooth)
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_mining  # noqa: E402
 
 
@@ -31,13 +35,26 @@ def build_parser():
 
 
 def summarize(data):
-    """Mean over the last quarter of the run and whether anything was ever compensated."""
+    """Means over the last quarter of the run (``com_iou`` weighted by
+    ``num_com``, None when nothing was compensated there) and whether
+    anything was ever compensated; ``data`` is the unsmoothed log."""
     n = len(data['iter'])
     tail = slice(n - max(1, n // 4), n)
     return {'records': n, 'last_iter': int(data['iter'][-1]),
             'ever_compensated': bool((data['num_com'] > 0).any()),
             'num_com_last_quarter': float(data['num_com'][tail].mean()),
-            'com_iou_last_quarter': float(data['com_iou'][tail].mean())}
+            'com_iou_last_quarter': weighted_mean(data['com_iou'][tail], data['num_com'][tail]),
+            'com_iou_weighted_mean': weighted_mean(data['com_iou'], data['num_com'])}
+
+
+def format_summary(label, summary):
+    def iou(value):
+        return 'n/a' if value is None else '{:.3f}'.format(value)
+    note = '' if summary['ever_compensated'] else '  (no compensated anchor reported)'
+    return ('{}: {} records to iter {}; last quarter: num_com {:.3f} per image, com_iou {} (weighted by '
+            'compensated anchors); whole run: com_iou {}{}'.format(
+                label, summary['records'], summary['last_iter'], summary['num_com_last_quarter'],
+                iou(summary['com_iou_last_quarter']), iou(summary['com_iou_weighted_mean']), note))
 
 
 def main(argv=None):
@@ -47,24 +64,18 @@ def main(argv=None):
         parser.error('{} --label for {} --log; give one per log or none'.format(
             len(args.label), len(args.log)))
     labels = args.label or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in args.log]
-    runs = []
+    runs, report = [], {}
     for label, path in zip(labels, args.log):
-        try:
-            data = read_mining_log(path)
-        except MiningLogError as err:
-            parser.exit(2, 'error: {}\n'.format(err))
-        data['num_com'] = smooth(data['num_com'], args.smooth)
-        data['com_iou'] = smooth(data['com_iou'], args.smooth)
-        runs.append((label, data))
-    report = {}
-    for label, data in runs:
+        data = read_mining_log(path)
         report[label] = summarize(data)
-        note = '' if report[label]['ever_compensated'] else '  (no compensated anchor reported)'
-        print('{}: {records} records to iter {last_iter}; last quarter: num_com {num_com_last_quarter:.3f}'
-              ' per image, com_iou {com_iou_last_quarter:.3f}{note}'.format(label, note=note, **report[label]))
+        print(format_summary(label, report[label]))
+        curves = {'iter': data['iter'], 'num_com': smooth(data['num_com'], args.smooth),
+                  'com_iou': weighted_smooth(data['com_iou'], data['num_com'], args.smooth)}
+        runs.append((label, curves))
     print('wrote', plot_mining(runs, args.out))
     if args.json:
-        curves = {label: {k: v.tolist() for k, v in data.items()} for label, data in runs}
+        curves = {label: {k: [None if v != v else v for v in values.tolist()] for k, values in data.items()}
+                  for label, data in runs}
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump({'summary': report, 'curves': curves}, f)
         print('wrote', args.json)
@@ -72,4 +83,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))

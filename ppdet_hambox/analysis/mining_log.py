@@ -4,7 +4,9 @@ The trainer writes one JSON object per log step with ``"type": "train"``,
 ``iter`` and the loss dict's scalars averaged over the steps since the last
 record, among them ``num_com`` (compensated anchors per image) and
 ``com_iou`` (mean IoU of their decoded boxes with their faces, 0 in a step
-without any).
+without any). ``com_iou`` is only meaningful where ``num_com > 0``: averages
+of it are weighted by ``num_com`` (``weighted_smooth``, ``weighted_mean``),
+so windows without compensated anchors are gaps, not zeros.
 """
 import json
 import os
@@ -13,7 +15,7 @@ import numpy as np
 
 from ppdet_hambox.core.errors import UserError
 
-__all__ = ['MiningLogError', 'read_mining_log', 'MINING_FIELDS', 'smooth']
+__all__ = ['MiningLogError', 'read_mining_log', 'MINING_FIELDS', 'smooth', 'weighted_smooth', 'weighted_mean']
 
 MINING_FIELDS = ('num_com', 'com_iou')
 
@@ -72,3 +74,27 @@ def smooth(values, window):
     idx = np.arange(1, len(values) + 1)
     start = np.maximum(idx - window, 0)
     return (cumsum[idx] - cumsum[start]) / (idx - start)
+
+
+def weighted_smooth(values, weights, window):
+    """Trailing moving average of ``values`` weighted by ``weights`` over
+    ``window`` records (``window <= 1``: each record alone); NaN where the
+    window's weights sum to 0 (e.g. ``com_iou`` where nothing was compensated)."""
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    window = max(int(window), 1)
+    num = np.concatenate([[0.0], np.cumsum(values * weights)])
+    den = np.concatenate([[0.0], np.cumsum(weights)])
+    idx = np.arange(1, len(values) + 1)
+    start = np.maximum(idx - window, 0)
+    total = den[idx] - den[start]
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(total > 0, (num[idx] - num[start]) / np.where(total > 0, total, 1.0), np.nan)
+
+
+def weighted_mean(values, weights):
+    """``sum(values * weights) / sum(weights)``; None when the weights sum to 0."""
+    values = np.asarray(values, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    total = weights.sum()
+    return float((values * weights).sum() / total) if total > 0 else None
