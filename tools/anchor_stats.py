@@ -22,9 +22,8 @@ from ppdet_hambox.analysis import anchor_stats  # noqa: E402
 from ppdet_hambox.analysis.face_sets import original_faces  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_anchor_stats  # noqa: E402
 from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces  # noqa: E402
-from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config  # noqa: E402
-from ppdet_hambox.data.source.widerface import WiderAnnotationError  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
@@ -107,17 +106,16 @@ def main(argv=None):
     designs = [d.strip() for d in args.designs.split(',') if d.strip()]
     unknown = sorted(set(designs) - set(anchor_stats.DESIGNS))
     if unknown or not designs:
-        raise SystemExit('error: --designs: unknown {}; choose from {}'.format(
+        raise UserError('--designs: unknown {}; choose from {}'.format(
             unknown, ','.join(anchor_stats.DESIGNS)))
     start = time.time()
     try:
         boxes, info, image_shape = collect_faces(args)
-    except (WiderAnnotationError, ConfigError, FileNotFoundError) as err:
-        print('error: {}'.format(err), file=sys.stderr)
-        raise SystemExit(2) from None
+    except FileNotFoundError as err:  # a missing --image-dir image
+        raise UserError(str(err)) from None
     stats = anchor_stats.sweep(boxes, args.ratios, designs, iou_thr=args.iou,
                                image_shape=image_shape)
-    result = {'protocol': args.protocol, 'iou_thr': args.iou, 'face_set': info}
+    result = {'protocol': args.protocol, 'annotation': args.anno, 'iou_thr': args.iou, 'face_set': info}
     result.update(stats)
     result['seconds'] = round(time.time() - start, 1)
     print('protocol: {}, {} faces, IoU >= {}, {:.1f} s'.format(
@@ -131,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))

@@ -44,10 +44,16 @@ def plot_anchor_stats(result, path):
     ax_a.set_title('(a) average number of anchors matched to each face')
     ax_b.set_ylabel('faces matching at least one anchor (%)')
     ax_b.set_title('(b) proportion of faces that can match an anchor')
-    protocol = result.get('protocol')
-    if protocol:
-        fig.suptitle('WIDER FACE train annotations, protocol: {}'.format(protocol), fontsize=10)
+    fig.suptitle(anchor_stats_title(result), fontsize=10)
     return _save(fig, path)
+
+
+def anchor_stats_title(result):
+    """The faces the figure counts: the annotation file it read and the protocol."""
+    source = os.path.basename(str(result['annotation'])) if result.get('annotation') else 'WIDER FACE annotations'
+    faces = (result.get('face_set') or {}).get('faces')
+    return '{}{}, protocol: {}'.format(source, ' ({} faces)'.format(faces) if faces is not None else '',
+                                      result.get('protocol', '?'))
 
 
 def plot_mining(runs, path):
