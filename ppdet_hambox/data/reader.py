@@ -19,7 +19,23 @@ than the batch size). When all were skipped the batch holds only
 ``num_skipped``, then an int64 Tensor of shape [1] (Paddle's DataLoader ends
 the epoch at a batch without a Tensor). ``im_id`` is the dataset index of
 each image, so ``dataset[im_id]`` gives its file, event and name.
+
+No orphans: on Linux every DataLoader worker asks the kernel
+(``prctl(PR_SET_PDEATHSIG)``) to be killed when the process that started it
+dies, however it dies (``kill -9``, the OOM killer, a preemption), so no
+worker outlives its trainer. The kernel ties this to the thread that created
+the worker: iterate a loader from the thread that will outlive it (the main
+thread, as the trainer does). Elsewhere (macOS, Windows) there is no such
+call: Paddle's workers then only notice a dead parent when they next poll
+for work, and a worker blocked on a full pipe may stay behind.
 """
+import ctypes
+import ctypes.util
+import functools
+import os
+import signal
+import sys
+
 import cv2
 import numpy as np
 from paddle.io import DataLoader, DistributedBatchSampler
@@ -27,7 +43,9 @@ from paddle.io import DataLoader, DistributedBatchSampler
 from ppdet_hambox.core.workspace import build_component_list, register
 from ppdet_hambox.data.pipeline import Collate, TransformedDataset
 
-__all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader', 'init_worker']
+__all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader', 'init_worker', 'die_with_parent']
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _shuffle_seed(seed, epoch):
@@ -59,7 +77,26 @@ class EpochBatchSampler(DistributedBatchSampler):
             yield [(epoch, index) for index in batch]
 
 
-def init_worker(worker_id):
+def die_with_parent(parent_pid, sig=signal.SIGKILL):
+    """Have the kernel send ``sig`` to this process when its parent dies
+    (Linux only; returns False elsewhere or if the call fails). A parent
+    that already died before the call (this process was re-parented) ends
+    this process at once."""
+    if not sys.platform.startswith('linux'):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    return True
+
+
+def init_worker(worker_id, parent_pid=None):
+    """Set-up of a DataLoader worker; ``parent_pid``: the loader's process, whose
+    death ends this worker (see ``die_with_parent``)."""
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     # Parallelism comes from the workers; OpenCV threads would oversubscribe.
     cv2.setNumThreads(0)
 
@@ -93,7 +130,8 @@ class _Reader:
         sampler.set_epoch(epoch)
         return DataLoader(samples, batch_sampler=sampler, collate_fn=Collate(self.batch_transforms),
                           num_workers=self.num_workers, use_shared_memory=self.use_shared_memory,
-                          worker_init_fn=init_worker if self.num_workers > 0 else None,
+                          worker_init_fn=(functools.partial(init_worker, parent_pid=os.getpid())
+                                          if self.num_workers > 0 else None),
                           return_list=True)
 
     __call__ = build_loader
