@@ -25,14 +25,15 @@ from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
+from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
 from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum,
                                      init_distributed, set_random_seed)
-from ppdet_hambox.utils.checkpoint import (checkpoint_path, load_portable_optimizer_state,
+from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
                                            read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
-__all__ = ['Trainer', 'NonFiniteLossError']
+__all__ = ['Trainer', 'NonFiniteLossError', 'TrainingInterrupted']
 
 logger = get_logger('engine')
 
@@ -339,20 +340,26 @@ class Trainer:
         window = _Window()
         stream = self._batches()
         try:
-            while self.iteration < self.max_iters:
-                epoch, batch = next(stream)
-                if all_ranks_any(not batch, self.dist):
-                    continue  # no readable image here (or on another process): all pass this step
-                self._step(batch, window)
-                if self.iteration % log_iter == 0 or self.iteration == self.max_iters:
-                    self._log(window, epoch)
-                    window = _Window()
-                if self.iteration % snapshot_iter == 0 and self.iteration < self.max_iters:
-                    self._snapshot('on_snapshot')
+            with stop_on_signals(self._interrupted):  # SIGINT / SIGTERM: TrainingInterrupted
+                while self.iteration < self.max_iters:
+                    epoch, batch = next(stream)
+                    if all_ranks_any(not batch, self.dist):
+                        continue  # no readable image here (or on another process): all pass this step
+                    self._step(batch, window)
+                    if self.iteration % log_iter == 0 or self.iteration == self.max_iters:
+                        self._log(window, epoch)
+                        window = _Window()
+                    if self.iteration % snapshot_iter == 0 and self.iteration < self.max_iters:
+                        self._snapshot('on_snapshot')
         finally:
             stream.close()  # stops the data workers
         self._snapshot('on_train_end')
         return self.iteration
+
+    def _interrupted(self, signum):
+        error = TrainingInterrupted(signum, self.iteration, latest_checkpoint(self.save_dir))
+        logger.warning('%s', error)
+        return error
 
     def _step(self, batch, window):
         lr = self.step_optimizer.get_lr()
