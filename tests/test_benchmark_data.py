@@ -17,8 +17,7 @@ def load_tool(repo_root):
 def test_tool_on_generated_images_prints_json(repo_root, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(repo_root)
     tool = load_tool(repo_root)
-    assert tool.main(['-c', 'configs/datasets/demo.yml', '--num-samples', '3',
-                      '--data-dir', str(tmp_path)]) == 0
+    assert tool.main(['-c', 'configs/datasets/demo.yml', '--num-samples', '3']) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result['image_source'] == 'generated' and result['output_shape'] == [3, 256, 256]
     assert result['samples_per_sec_per_worker'] > 0 and result['num_samples'] == 3

@@ -20,7 +20,7 @@ sys.path.insert(0, REPO_ROOT)
 
 import ppdet_hambox.components  # noqa: E402,F401
 from ppdet_hambox.analysis.ablation import ROWS, format_table, run_row  # noqa: E402
-from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.engine.demo_job import ensure_dataset  # noqa: E402
 
@@ -71,19 +71,15 @@ def main(argv=None):
     if args.max_iters is not None and args.max_iters < 1:
         parser.error('--max-iters must be >= 1')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    try:
-        overrides = parse_overrides(args.opt)
-        cfg = load_config(args.config, overrides)
-        max_iters = args.max_iters or cfg.get('max_iters')
-        if not args.no_generate:
-            ensure_demo_data(cfg)
-        rows = []
-        for name in args.rows:
-            rows.append(run_row(args.config, name, max_iters, args.output_dir, args.seed, overrides,
-                                scale_schedule=not args.keep_schedule, protocol=args.protocol))
-    except ConfigError as err:
-        print('error: {}'.format(err), file=sys.stderr)
-        return 2
+    overrides = parse_overrides(args.opt)
+    cfg = load_config(args.config, overrides)
+    max_iters = args.max_iters or cfg.get('max_iters')
+    if not args.no_generate:
+        ensure_demo_data(cfg)
+    rows = []
+    for name in args.rows:
+        rows.append(run_row(args.config, name, max_iters, args.output_dir, args.seed, overrides,
+                            scale_schedule=not args.keep_schedule, protocol=args.protocol))
     rows.sort(key=lambda row: list(ROWS).index(row['row']))
     note = ('config {}, {} iterations per row, seed {}; evaluated on the config\'s EvalDataset '
             '({} protocol). "paper" columns: WIDER FACE val AP from the paper, for reference only.'.format(
@@ -103,5 +99,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    result = main()
-    sys.exit(result if isinstance(result, int) else 0)
+    sys.exit(run_tool(main))

@@ -4,8 +4,9 @@
                                    [--data-dir ../shared/data] [--num-samples 200] [--seed 0]
 
 Runs the config's TrainReader.sample_transforms in one process on the photos
-below DATA_DIR/samples (with their WIDER FACE faces where a *_bbx_gt*.txt
-lists them), or on generated images when no data dir is given or it has none.
+below DATA_DIR/samples (or DATA_DIR itself), with their WIDER FACE faces where
+a *_bbx_gt*.txt lists them; without --data-dir, on generated images. A
+--data-dir that does not exist or holds no image is an error (exit 2).
 """
 import argparse
 import json
@@ -14,21 +15,34 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppdet_hambox.data.benchmark import run  # noqa: E402
+from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
+from ppdet_hambox.data.benchmark import IMAGE_EXTENSIONS, find_photos, run  # noqa: E402
+
+
+def check_data_dir(data_dir):
+    if not os.path.isdir(data_dir):
+        raise UserError('--data-dir {}: no such folder (leave --data-dir out to use generated images)'.format(
+            data_dir))
+    if not find_photos(data_dir):
+        raise UserError('--data-dir {}: no image ({}) in it or its samples/ folder (leave --data-dir out to '
+                        'use generated images)'.format(data_dir, ', '.join(IMAGE_EXTENSIONS)))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', default='configs/datasets/widerface.yml')
-    parser.add_argument('--data-dir', help='folder with samples/ (the shared data folder) or with images')
+    parser.add_argument('--data-dir', help='folder with samples/ (the shared data folder) or with images; '
+                                           'default: generated images')
     parser.add_argument('--num-samples', type=int, default=200)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error('--num-samples must be at least 1')
+    if args.data_dir:
+        check_data_dir(args.data_dir)
     print(json.dumps(run(args.config, args.data_dir, args.num_samples, args.seed)))
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -5,10 +5,12 @@ random false positives: about 300,000 boxes for 3,226 images), writes them in th
 a temporary folder, then times parsing, ``widerface.evaluate`` in both modes (easy, medium and hard
 in one call) and ``tests/reference_widerface.py`` on the same parsed input, and checks they agree.
 
-    python tools/benchmark_eval.py [--gt DIR] [--boxes 300000] [--seed 0] [--no-reference]
+    python tools/benchmark_eval.py --gt DIR [--boxes 300000] [--seed 0] [--no-reference]
 
-The ground-truth folder defaults to $HAMBOX_SHARED_DATA/widerface. The last line is JSON with the
-seconds and the APs.
+It needs the real WIDER FACE val ground truth: --gt DIR, the folder of wider_face_val.mat and
+wider_{easy,medium,hard}_val.mat (the official eval_tools/ground_truth; in this project's shared data
+folder, <shared data>/widerface). --gt may be left out when $HAMBOX_SHARED_DATA is set: it then
+defaults to $HAMBOX_SHARED_DATA/widerface. The last line is JSON with the seconds and the APs.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
+from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.metrics import widerface as W  # noqa: E402
 
 
@@ -69,7 +72,12 @@ def main(argv=None):
     parser.add_argument('--no-reference', action='store_true', help='skip the (minutes long) reference loop')
     args = parser.parse_args(argv)
     if not args.gt:
-        parser.error('--gt is required when HAMBOX_SHARED_DATA is not set')
+        raise UserError('--gt DIR is needed (the folder of wider_face_val.mat and '
+                        'wider_{easy,medium,hard}_val.mat), or set HAMBOX_SHARED_DATA to the shared data '
+                        'folder (its widerface/ is used)')
+    missing = [f for f in W.GT_FILES.values() if not os.path.isfile(os.path.join(args.gt, f))]
+    if missing:
+        raise UserError('--gt {}: no {}'.format(args.gt, ', '.join(missing)))
 
     gt, t_gt = timed(W.load_ground_truth, args.gt)
     image, rows = synthetic_predictions(gt, args.boxes, args.seed)
@@ -106,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

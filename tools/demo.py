@@ -15,7 +15,7 @@ import sys
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
 from ppdet_hambox.engine.demo_job import run_demo  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
@@ -37,12 +37,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='demo dataset seed')
     args = parser.parse_args(argv)
     setup_logger(None)
-    try:
-        report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,
-                          photos_dir=args.photos)
-    except ConfigError as err:
-        print('error: {}'.format(err), file=sys.stderr)
-        return 2
+    report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,
+                      photos_dir=args.photos)
     print('WIDER FACE official protocol on the demo val set: easy {easy:.4f}  medium {medium:.4f}  '
           'hard {hard:.4f}  (trained {train_seconds:.0f} s)'.format(**report))
     print(json.dumps({k: report[k] for k in ('easy', 'medium', 'hard', 'train_seconds')}))
@@ -50,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ppdet_hambox.analysis.match_stats import MatchStats  # noqa: E402
 from ppdet_hambox.analysis.model_outputs import collect_match_stats  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_match_stats  # noqa: E402
-from ppdet_hambox.core.errors import ConfigError  # noqa: E402
+from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import build_component, create  # noqa: E402
 from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
@@ -82,7 +82,7 @@ def main(argv=None):
         raise ConfigError('{}: --dataset {} needs a {} section'.format(cfg.get('__source__'), args.dataset, key))
     if not cfg.get('EvalReader'):
         raise ConfigError('{}: match statistics need an EvalReader section'.format(cfg.get('__source__')))
-    model = build_model(cfg)
+    model = build_model(cfg, allow_partial=args.allow_partial_weights)
     dataset = build_component(cfg[key], cfg, key)
     loader = create('EvalReader', cfg).build_loader(dataset)
     post = model.post_process
@@ -102,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))
