@@ -8,7 +8,7 @@ import pytest
 from ppdet_hambox.modeling.anchors import AnchorGenerator
 from ppdet_hambox.modeling.backbones.resnet import ResNet
 from ppdet_hambox.modeling.heads.hambox_head import HAMBoxHead
-from ppdet_hambox.modeling.necks.common import TopDownMerge
+from ppdet_hambox.modeling.necks.common import L2NormScale, TopDownMerge, Upsample2x
 from ppdet_hambox.modeling.necks.fpn import FPN
 from ppdet_hambox.modeling.necks.lfpn import LFPN
 
@@ -78,9 +78,68 @@ def test_merge_formula_with_odd_sizes(fusion):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_bilinear_upsampling_is_pyramidbox_deconvolution():
+    # Interior cells equal bilinear interpolation (half-pixel centres); the border row and column
+    # take only the 3/4 tap (PyramidBox's fixed bilinear conv2d_transpose, zero outside).
+    paddle.seed(1)
+    x = paddle.randn([1, 3, 4, 5])
+    up = Upsample2x(3, 'bilinear')
+    got = up(x, paddle.zeros([1, 3, 7, 10])).numpy()
+    assert got.shape == (1, 3, 7, 10)
+    want = paddle.nn.functional.interpolate(x, scale_factor=2, mode='bilinear', align_corners=False).numpy()
+    np.testing.assert_allclose(got[:, :, 1:7, 1:9], want[:, :, 1:7, 1:9], rtol=1e-5, atol=1e-6)
+    x0 = x.numpy()[0, :, 0, 0]
+    np.testing.assert_allclose(got[0, :, 0, 0], 0.75 * 0.75 * x0, rtol=1e-5)
+    assert not up.parameters(), 'the bilinear kernel is fixed, not learned'
+    with pytest.raises(ValueError, match='upsample'):
+        Upsample2x(3, 'cubic')
+
+
+def test_l2_norm_scale_sets_the_channel_norm():
+    norm = L2NormScale(4, 8.0)
+    x = paddle.to_tensor(np.random.default_rng(0).normal(0, 1000, (2, 4, 3, 3)).astype('float32'))
+    norms = np.linalg.norm(norm(x).numpy(), axis=1)
+    np.testing.assert_allclose(norms, 8.0, rtol=1e-5)
+    assert [list(p.shape) for p in norm.parameters()] == [[4]]
+
+
+def test_lfpn_l2_norm_on_the_fused_levels_only():
+    # Product fusion compounds magnitudes down the pyramid; with the norm, P2..P4 have channel
+    # norm 10, 8, 5 at every location whatever the input scale; P5..P7 are left as they are.
+    neck = LFPN(IN_CHANNELS, 16, l2_norm_scales=[10.0, 8.0, 5.0])
+    plain = LFPN(IN_CHANNELS, 16)
+    plain.set_state_dict({k: v for k, v in neck.state_dict().items() if 'norms' not in k})
+    feats = [f * 30 for f in backbone_maps()]
+    outs, ref = neck(feats), plain(feats)
+    for level, scale in enumerate([10.0, 8.0, 5.0]):
+        norms = np.linalg.norm(outs[level].numpy(), axis=1)
+        np.testing.assert_allclose(norms[norms > 1e-3], scale, rtol=1e-4)
+    for level in range(3, 6):
+        np.testing.assert_allclose(outs[level].numpy(), ref[level].numpy(), rtol=1e-5)
+    stds = [float(p.std()) for p in ref]
+    assert stds[0] > 10 * stds[3], 'without the norm P2 is far larger than P5 (compounding)'
+
+
+def test_lfpn_without_smoothing_and_with_bilinear_merges():
+    neck = LFPN(IN_CHANNELS, 16, upsample='bilinear', smooth=False)
+    assert neck.smooth is None and all(m.up.mode == 'bilinear' for m in neck.merges)
+    feats = backbone_maps(67, 45)
+    outs = neck(feats)
+    assert [list(p.shape) for p in outs] == [[1, 16, math.ceil(67 / s), math.ceil(45 / s)] for s in STRIDES]
+    # P5 is the lateral of C5 itself (ReLU'd for product fusion), P4 its fusion with lat(C4)
+    np.testing.assert_allclose(outs[3].numpy(), neck.laterals[3](feats[3]).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(outs[2].numpy(), neck.merges[2](outs[3], neck.laterals[2](feats[2])).numpy(),
+                               rtol=1e-5)
+    assert len(neck.parameters()) < len(LFPN(IN_CHANNELS, 16).parameters())
+
+
 def test_bad_neck_arguments():
     with pytest.raises(ValueError, match='fusion'):
         LFPN(IN_CHANNELS, fusion='concat')
+    with pytest.raises(ValueError, match='LFPN.upsample'):
+        LFPN(IN_CHANNELS, upsample='area')
+    with pytest.raises(ValueError, match='l2_norm_scales'):
+        LFPN(IN_CHANNELS, l2_norm_scales=[10.0, 8.0])
     with pytest.raises(ValueError, match='4 ints'):
         FPN([8, 16, 32])
     with pytest.raises(ValueError, match='extra_source'):
