@@ -171,6 +171,7 @@ def test_sigkill_of_one_rank_leaves_nothing_of_the_launch(tiny_config, repo_root
 def test_signal_stops_cleanly_keeping_the_last_checkpoint(tiny_config, repo_root, tmp_path, signum):
     proc = start(train_command(repo_root, tiny_config(2), tmp_path / 'out'), tmp_path, repo_root)
     out = tmp_path / 'out' / 'tiny_w2'
+    workers = []
     try:
         wait_until(lambda: list_checkpoints(str(out)), 90, 'a first checkpoint', proc)
         workers = descendants(proc.pid)
@@ -181,10 +182,10 @@ def test_signal_stops_cleanly_keeping_the_last_checkpoint(tiny_config, repo_root
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        assert_all_gone(workers, 10)
     assert proc.returncode == 128 + signum, output[-3000:]
     assert 'training stopped by {}'.format(signal.Signals(signum).name) in output
     assert 'Traceback' not in output
-    assert_all_gone(workers, 10)
     found = list_checkpoints(str(out))
     assert found and not [name for name in os.listdir(str(out)) if name.endswith('.tmp')]
     newest = read_checkpoint(found[-1][1])
