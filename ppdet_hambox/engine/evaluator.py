@@ -29,7 +29,7 @@ from ppdet_hambox.engine.predictor import Predictor
 from ppdet_hambox.engine.test_time import PROTOCOLS
 from ppdet_hambox.metrics import widerface
 
-__all__ = ['run_evaluation', 'check_evaluation', 'predict_dataset', 'wider_gt_dir', 'zip_predictions',
+__all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_dataset', 'wider_gt_dir', 'zip_predictions',
            'METRICS', 'metric_name', 'read_image', 'format_result', 'SkipLog']
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 # The config's ``metric`` (any case, ``-``/``_`` ignored) -> its evaluation.
 METRICS = {'widerface': 'widerface', 'wider': 'widerface', 'coco': 'coco', 'widerchallenge': 'coco',
            'fddb': 'fddb', 'afw': 'boxap', 'pascal': 'boxap', 'pascalface': 'boxap', 'boxap': 'boxap'}
+# The scores each evaluation returns (what ``best_metric`` may name).
+SCORES = {'widerface': ('easy', 'medium', 'hard'), 'coco': ('easy', 'medium', 'hard'),
+          'fddb': ('discrete', 'continuous'), 'boxap': ('ap',)}
 DEFAULT_METRIC = 'widerface'
 GT_SUBDIR = os.path.join('eval_tools', 'ground_truth')
 # Progress lines: after the first image, the 10th, then every LOG_EVERY
