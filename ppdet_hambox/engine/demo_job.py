@@ -50,7 +50,7 @@ def run_deploy(model_dir, image_args, output_dir, threshold):
                '--threshold', str(threshold), '--save_json'] + image_args
     logger.info('running %s', ' '.join(command))
     subprocess.run(command, check=True)
-    return sorted(p for p in glob.glob(os.path.join(output_dir, '*')) if not p.endswith('.json'))
+    return sorted(p for p in glob.glob(os.path.join(output_dir, '*')) if os.path.isfile(p) and not p.endswith('.json'))
 
 
 def image_folders(root):
