@@ -39,8 +39,8 @@ def main(argv=None):
     setup_logger(None)
     report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,
                       photos_dir=args.photos)
-    print('WIDER FACE official protocol on the demo val set: easy {easy:.4f}  medium {medium:.4f}  '
-          'hard {hard:.4f}  (trained {train_seconds:.0f} s)'.format(**report))
+    print('demo val set, official WIDER FACE AP, {eval_protocol} test protocol: easy {easy:.4f}  '
+          'medium {medium:.4f}  hard {hard:.4f}  (trained {train_seconds:.0f} s)'.format(**report))
     print(json.dumps({k: report[k] for k in ('easy', 'medium', 'hard', 'train_seconds')}))
     return 0
 
