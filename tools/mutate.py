@@ -93,6 +93,12 @@ def apply(tree, site):
     return ast.fix_missing_locations(tree)
 
 
+def describe(module, source_lines, site):
+    """``module:line: mutation | the original line``."""
+    text = source_lines[site[3] - 1].strip() if 0 < site[3] <= len(source_lines) else ''
+    return '{}:{}: {}  | {}'.format(module, site[3], site[2], text[:90])
+
+
 def spread(items, count):
     if len(items) <= count:
         return items
@@ -136,6 +142,7 @@ def main(argv=None):
     if not os.path.isfile(path):
         parser.error('no such module: {}'.format(args.module))
     source = open(path).read()
+    source_lines = source.splitlines()
     tree = ast.parse(source)
     sites = find_sites(tree)
     lines = parse_lines(args.lines)
@@ -144,7 +151,7 @@ def main(argv=None):
     sites = spread(sites, args.max_mutants)
     if args.list:
         for site in sites:
-            print('{}:{}: {}'.format(args.module, site[3], site[2]))
+            print(describe(args.module, source_lines, site))
         return 0
 
     workdir = tempfile.mkdtemp(prefix='hambox_mutate_')
@@ -171,9 +178,10 @@ def main(argv=None):
             outcome = run_tests(workdir, args.tests, args.timeout)
             tried += 1
             counts[outcome] += 1
-            print('{:<9} {}:{}: {}'.format(outcome, args.module, site[3], site[2]), flush=True)
+            label = describe(args.module, source_lines, site)
+            print('{:<9} {}'.format(outcome, label), flush=True)
             if outcome == 'survived':
-                survivors.append('{}:{}: {}'.format(args.module, site[3], site[2]))
+                survivors.append(label)
         with open(target, 'w') as f:
             f.write(source)
     finally:
