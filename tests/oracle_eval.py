@@ -28,8 +28,9 @@ from widerface_testdata import write_ground_truth
 
 # (event, name, height, width, faces x1 y1 x2 y2 integers). Aspect ratios
 # differ by more than 10 % between images; faces are apart by more than the
-# largest anchor stride they use and span < 30 px, 30-100 px and > 100 px (the multi-scale windows); some touch
-# the image border (x1 = 0, x2 = width, y1 = 0), where clipping acts.
+# largest anchor stride they use and span < 30 px, 30-100 px and > 100 px
+# (the multi-scale windows); some touch the image border (x1 = 0,
+# x2 = width, y1 = 0), where clipping acts.
 FACES = [
     ('0--Parade', 'oracle_a', 300, 400, [(0, 30, 16, 48), (80, 40, 130, 100), (200, 60, 330, 200)]),
     ('0--Parade', 'oracle_b', 360, 270, [(10, 12, 22, 26), (60, 200, 95, 240), (150, 20, 270, 150)]),
