@@ -726,14 +726,22 @@ def main(argv=None):
     parser.add_argument('--plot', help='write the PR curves to this image file')
     parser.add_argument('--curves', help='write the PR curve points to this JSON file')
     args = parser.parse_args(argv)
-    try:
-        with cli_warnings():
+    modes = MODES if args.mode == 'both' else (args.mode,)
+    results, failed = {}, False
+    with cli_warnings():
+        try:
             gt = load_ground_truth(args.gt)
             preds = load_predictions(args.pred, gt)
-            modes = MODES if args.mode == 'both' else (args.mode,)
-            results = {m: evaluate(preds, gt, m) for m in modes}
-    except (OSError, ValueError, KeyError) as exc:
-        print('error: {}'.format(exc), file=sys.stderr)
+        except (OSError, ValueError, KeyError) as exc:
+            print('error: {}'.format(exc), file=sys.stderr)
+            return 2
+        for mode in modes:  # one mode failing (python-port on a missing file) keeps the other's numbers
+            try:
+                results[mode] = evaluate(preds, gt, mode)
+            except (OSError, ValueError, KeyError) as exc:
+                print('error: {}{}'.format(mode + ' mode: ' if len(modes) > 1 else '', exc), file=sys.stderr)
+                failed = True
+    if not results:
         return 2
     if args.plot:
         plot_curves(results, args.plot)
@@ -743,7 +751,7 @@ def main(argv=None):
     print(format_table(results))
     aps = {m: {s: r[s] for s in SETTINGS} for m, r in results.items()}
     print(json.dumps(aps if args.mode == 'both' else aps[args.mode]))
-    return 0
+    return 2 if failed else 0
 
 
 if __name__ == '__main__':
