@@ -96,7 +96,10 @@ def worker_main(conn, model_dir, device, precision, cpu_threads, enable_mkldnn):
 
 def run_job(detector, label, body, threshold, source):
     """('ok', answer) | ('bad_image', message) | ('error', message)."""
-    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:   # e.g. over OpenCV's own pixel limit
+        image = None
     if image is None:
         return 'bad_image', 'the body could not be decoded as an image (corrupt or truncated)'
     try:
@@ -200,12 +203,22 @@ class WorkerPool:
         with self._lock:
             self.device = info
             self.ready_workers += 1
-            if self.ready_workers == self.workers and not self.started:
+            if self.started:
+                LOG.info('worker restarted (pid %d)', process.pid)
+            elif self.ready_workers == self.workers:
                 self.started = True
                 LOG.info('ready: model %s, device %s, precision %s, %d workers x %d CPU threads, queue %d',
                          self.model_dir, self.device, self.precision, self.workers, self.cpu_threads,
                          self.capacity - self.workers)
         return process, parent
+
+    def _restart(self, index, process, why):
+        LOG.error('worker %d (pid %d): %s; restarting it', index, process.pid, why)
+        with self._lock:
+            self.ready_workers -= 1
+        process.kill()
+        process.join()
+        return self._spawn()
 
     def _fail(self, message):
         LOG.error(message)
@@ -226,6 +239,11 @@ class WorkerPool:
             if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
                 job.resolve(('stopping', 'the service is stopping'))
                 continue
+            if not process.is_alive():
+                process, conn = self._restart(index, process, 'exited (code {}) while idle'.format(process.exitcode))
+                if process is None:
+                    job.resolve(('error', self.fatal))
+                    break
             with self._lock:
                 self.busy += 1
             try:
@@ -233,13 +251,8 @@ class WorkerPool:
                 reply = conn.recv()
             except (EOFError, OSError):
                 process.join(1)
-                reply = ('error', 'the worker process died (exit code {}); it is being restarted'.format(
-                    process.exitcode))
-                LOG.error('worker %d: %s', index, reply[1])
-                with self._lock:
-                    self.ready_workers -= 1
-                process.kill()
-                process, conn = self._spawn()
+                reply = ('error', 'the worker process died on this request (exit code {})'.format(process.exitcode))
+                process, conn = self._restart(index, process, reply[1])
             finally:
                 with self._lock:
                     self.busy -= 1
