@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import time
 
 import numpy as np
 import paddle
@@ -202,17 +203,23 @@ def test_snapshot_checkpoint_is_written_before_its_evaluation(toy_config, tmp_pa
 
 def test_resume_takes_the_best_of_the_evaluation_after_the_checkpoint(toy_config, tmp_path, monkeypatch):
     scores = iter([0.3, 0.6, 0.4])
+
+    def scripted_evaluation(model, cfg, protocol=None, output_dir=None):
+        hard = next(scores)
+        if hard == 0.6:
+            time.sleep(1.1)  # the final one: a writer reopened now would get a new (time-stamped) file
+        return {'hard': hard}
+
     monkeypatch.setattr(evaluator, 'check_evaluation', lambda cfg, protocol=None: 'widerface')
-    monkeypatch.setattr(evaluator, 'run_evaluation',
-                        lambda model, cfg, protocol=None, output_dir=None: {'hard': next(scores)})
+    monkeypatch.setattr(evaluator, 'run_evaluation', scripted_evaluation)
     train_toy(toy_config, tmp_path, ['EvalDataset={name: TtToyFaces}', 'max_iters=6', 'use_vdl=true'],
               validate=True)
     out = tmp_path / 'toy'
     vdl_files = os.listdir(out / 'vdl')
     assert len(vdl_files) == 1, 'the final evaluation goes to the same VisualDL record file'
     from visualdl import LogReader
-    tags = LogReader(file_path=str(out / 'vdl' / vdl_files[0])).get_tags()
-    assert 'eval/hard' in str(tags)
+    reader = LogReader(file_path=str(out / 'vdl' / vdl_files[0]))
+    assert [(r.id, round(r.value, 4)) for r in reader.get_data('scalar', 'eval/hard')] == [(3, 0.3), (6, 0.6)]
     trainer = _toy_trainer(toy_config, tmp_path, ['EvalDataset={name: TtToyFaces}', 'max_iters=9'])
     trainer.resume(str(out / 'iter_0000006.pdckpt'))
     assert trainer.best == {'metric': 'hard', 'value': 0.6, 'iter': 6}
