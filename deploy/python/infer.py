@@ -519,8 +519,8 @@ def check_model_dir(model_dir):
         raise DeployError('--model_dir {}: no such folder (export a model with tools/export.py)'.format(model_dir))
     missing = [f for f in (MODEL_FILE, PARAMS_FILE, INFER_CFG) if not os.path.isfile(os.path.join(model_dir, f))]
     if missing:
-        raise DeployError('--model_dir {}: no {} (a Paddle 3 export of tools/export.py: {}, {}, {})'.format(
-            model_dir, ', '.join(missing), MODEL_FILE, PARAMS_FILE, INFER_CFG))
+        raise DeployError('--model_dir {}: no {} (export a model there with tools/export.py)'.format(
+            model_dir, ', '.join(missing)))
 
 
 def check_device(device):
