@@ -40,6 +40,10 @@ FACES = [
 # Faces counted per setting (1-based, as in the .mat files): easy drops the
 # faces under 20 px, medium those under 16, so detections of ignored faces must not count as false.
 COUNTED_MIN_SIDE = {'easy': 20, 'medium': 16, 'hard': 0}
+# Face k of an image is drawn in FACE_COLOURS[k] (BGR, far from any grey of
+# the background); ColourOracle scores it COLOUR_SCORES[k].
+FACE_COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+COLOUR_SCORES = [0.9, 0.6, 0.35]
 
 
 def oracle_score(image_index, face_index):
@@ -55,17 +59,18 @@ def gt_rows():
 
 
 def draw_image(height, width, faces):
-    """A horizontal dark-to-bright background (tells the oracle a mirrored
-    image) with each face a filled rectangle."""
+    """A horizontal dark-to-bright grey background (tells the oracle a
+    mirrored image) with face k a rectangle filled with ``FACE_COLOURS[k]``."""
     ramp = np.linspace(20, 235, width, dtype=np.float32)
     image = np.repeat(np.repeat(ramp[None, :, None], height, axis=0), 3, axis=2).astype(np.uint8)
-    for k, (x1, y1, x2, y2) in enumerate(faces):
-        image[y1:y2, x1:x2] = ((60 * k) % 256, 200, (255 - 70 * k) % 256)
+    for colour, (x1, y1, x2, y2) in zip(FACE_COLOURS, faces):
+        image[y1:y2, x1:x2] = colour
     return image
 
 
 def write_dataset(root):
-    """``root/images/<event>/<name>.jpg``, ``root/gt`` (the four val .mat
+    """``root/images/<event>/<name>.jpg`` (PNG bytes: lossless, and readers
+    go by content, not by name), ``root/gt`` (the four val .mat
     files) and ``root/oracle.json`` (what the oracle answers per image size).
     Returns ``root``."""
     root = str(root)
@@ -73,8 +78,9 @@ def write_dataset(root):
     for i, (event, name, height, width, faces) in enumerate(FACES):
         folder = os.path.join(root, 'images', event)
         os.makedirs(folder, exist_ok=True)
-        cv2.imwrite(os.path.join(folder, name + '.jpg'), draw_image(height, width, faces),
-                    [cv2.IMWRITE_JPEG_QUALITY, 98])
+        png = cv2.imencode('.png', draw_image(height, width, faces))[1]
+        with open(os.path.join(folder, name + '.jpg'), 'wb') as f:
+            f.write(png.tobytes())
         boxes = np.array(faces, np.int64)
         images.append((event, name, np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)))
         table['{}x{}'.format(height, width)] = [list(f) + [oracle_score(i, j)] for j, f in enumerate(faces)]
@@ -175,3 +181,48 @@ def _best_anchor(anchors, boxes):
     if len(set(best.tolist())) != len(best):
         raise ValueError('two oracle faces share an anchor: move them apart')
     return best
+
+
+@register
+class ColourOracle(paddle.nn.Layer):
+    """An exportable oracle: in the graph, each face is the extent of the
+    pixels within ``tolerance`` of ``FACE_COLOURS[k]`` (BGR) and scores
+    ``COLOUR_SCORES[k]``; boxes are divided by ``scale_factor`` as the real
+    post-process does. ``mean``/``std`` undo the config's RGB normalisation.
+    Faces it does not see come out empty (x2 < x1), which the predictor drops."""
+
+    def __init__(self, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], tolerance=60.0):
+        super().__init__()
+        rgb = np.array(FACE_COLOURS, np.float32)[:, ::-1]
+        self.colours = paddle.to_tensor(rgb.reshape(-1, 3, 1, 1))
+        self.scores = paddle.to_tensor(np.array(COLOUR_SCORES, np.float32))
+        self.mean = paddle.to_tensor(np.array(mean, np.float32).reshape(1, 3, 1, 1))
+        self.std = paddle.to_tensor(np.array(std, np.float32).reshape(1, 3, 1, 1))
+        self.tolerance = float(tolerance)
+
+    def forward(self, image, im_shape, scale_factor):
+        pixels = (image * self.std + self.mean) * 255.0
+        mask = (paddle.abs(pixels - self.colours).max(axis=1) < self.tolerance).astype('float32')
+        cols, rows = mask.max(axis=1), mask.max(axis=2)
+        xs = paddle.arange(paddle.shape(image)[3], dtype='float32').unsqueeze(0)
+        ys = paddle.arange(paddle.shape(image)[2], dtype='float32').unsqueeze(0)
+        big = paddle.full([1], 1e6, 'float32')
+        x1 = paddle.where(cols > 0, xs, big).min(axis=1)
+        x2 = paddle.where(cols > 0, xs + 1, -big).max(axis=1)
+        y1 = paddle.where(rows > 0, ys, big).min(axis=1)
+        y2 = paddle.where(rows > 0, ys + 1, -big).max(axis=1)
+        # clipped to the unpadded input, as the real post-process does
+        x2, y2 = paddle.minimum(x2, im_shape[0, 1]), paddle.minimum(y2, im_shape[0, 0])
+        sy, sx = scale_factor[0, 0], scale_factor[0, 1]
+        bbox = paddle.stack([paddle.zeros_like(x1), self.scores, x1 / sx, y1 / sy, x2 / sx, y2 / sy], axis=1)
+        return bbox, paddle.full([1], len(FACE_COLOURS), 'int32')
+
+    def inference_model(self):
+        return self
+
+    @staticmethod
+    def input_spec():
+        from paddle.static import InputSpec
+        return [InputSpec([None, 3, None, None], 'float32', 'image'),
+                InputSpec([None, 2], 'float32', 'im_shape'),
+                InputSpec([None, 2], 'float32', 'scale_factor')]

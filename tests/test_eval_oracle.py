@@ -197,3 +197,62 @@ def test_tools_eval_end_to_end(tmp_path, capsys):
     assert [result[s] for s in widerface.SETTINGS] == pytest.approx([1.0, 1.0, 1.0])
     check_prediction_folder(str(out))
     assert '1.0000' in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- the exported model
+
+EXPORT_TOL = 1.5     # pixels: the colour oracle sees resized (interpolated) edges
+
+
+@functools.lru_cache(maxsize=None)
+def exported_oracle_dir():
+    from oracle_eval import ColourOracle
+    from ppdet_hambox.engine.export import export_model
+    out = workdir() / 'oracle_export'
+    export_model(ColourOracle(), oracle_cfg(), str(out), protocol='vga')
+    return str(out)
+
+
+def colour_scores(count):
+    from oracle_eval import COLOUR_SCORES
+    return np.array(COLOUR_SCORES[:count], np.float64)
+
+
+def check_exported_files(output_dir):
+    """The files hold every face within ``EXPORT_TOL``, scored by its colour."""
+    for event, name, boxes, _ in gt_rows():
+        rows, _, count, issues = widerface.parse_prediction_file('{}/{}/{}.txt'.format(output_dir, event, name), name)
+        assert count == len(boxes) and not issues, name
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2], colour_scores(len(boxes))[:, None]], axis=1)
+        got, want = by_score(rows), by_score(xywh)
+        np.testing.assert_allclose(got[:, :4], want[:, :4], atol=EXPORT_TOL, err_msg=name)
+        np.testing.assert_allclose(got[:, 4], want[:, 4], atol=SCORE_TOL, err_msg=name)
+
+
+@pytest.mark.parametrize('protocol', PROTOCOLS)
+def test_exported_model_evaluation_returns_the_ground_truth(protocol, tmp_path):
+    """Paddle Inference behind the evaluator (``ExportedPredictor``): every
+    protocol writes the faces, and scores AP 1. (Multi-scale at smaller
+    scales here: each new input shape costs the predictor a set-up.)"""
+    from ppdet_hambox.engine.exported_model import ExportedPredictor
+    cfg = oracle_cfg(TestProtocol={'ms_scales': [0.5, 1.0, 1.5], 'ms_max_pixels': 250000})
+    predictor = ExportedPredictor(exported_oracle_dir(), cfg, protocol, cpu_threads=1, enable_mkldnn=False)
+    result = run_evaluation(None, cfg, protocol=protocol, output_dir=str(tmp_path), predictor=predictor)
+    assert [result[s] for s in widerface.SETTINGS] == pytest.approx([1.0, 1.0, 1.0])
+    assert [result['python_port'][s] for s in widerface.SETTINGS] == pytest.approx([1.0, 1.0, 1.0])
+    check_exported_files(str(tmp_path))
+
+
+def test_tools_eval_model_dir_end_to_end(tmp_path):
+    """``tools/eval.py --model_dir``: the exported oracle scores AP 1 and its
+    files hold the faces."""
+    root = dataset_root()
+    opts = ['EvalDataset.dataset_dir={}'.format(root), 'EvalDataset.image_dir=images',
+            'EvalDataset.anno_path=gt/wider_face_val.mat', 'wider_gt_dir={}/gt'.format(root)]
+    out = tmp_path / 'pred'
+    result = _tool('eval').main(['-c', str(DEMO_CONFIG), '-o'] + opts +
+                                ['--model_dir', exported_oracle_dir(), '--protocol', 'original',
+                                 '--output_eval', str(out)])
+    assert result['protocol'] == 'original' and result['model_dir'] == exported_oracle_dir()
+    assert [result[s] for s in widerface.SETTINGS] == pytest.approx([1.0, 1.0, 1.0])
+    check_exported_files(str(out))
