@@ -20,7 +20,6 @@ from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.checkpoint import list_checkpoints
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, WeightsError, load_weights
 from test_tool_errors import load_tool
-from test_trainer import read_log
 from test_trainer import run as train_toy
 
 

@@ -25,7 +25,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_cfg(args)
     name = os.path.splitext(os.path.basename(args.config))[0]
-    paths = export_model(build_model(cfg, allow_partial=args.allow_partial_weights), cfg, os.path.join(args.output_dir, name),
+    model = build_model(cfg, allow_partial=args.allow_partial_weights)
+    paths = export_model(model, cfg, os.path.join(args.output_dir, name),
                          protocol=args.protocol, onnx=args.onnx)
     print(json.dumps(paths))
     return paths
