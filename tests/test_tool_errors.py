@@ -94,6 +94,15 @@ def test_train_tool_missing_dataset(capsys, tmp_path):
     assert str(tmp_path / 'nowhere') in line and 'wider_face_train_bbx_gt.txt' in line
 
 
+def test_train_tool_checks_eval_setup_before_training(capsys, tmp_path):
+    data = demo_dataset()
+    line = fails(capsys, 'train', ['-c', str(DEMO_CONFIG), '--eval', '-o', 'save_dir={}'.format(tmp_path),
+                                   'TrainDataset.dataset_dir={}'.format(data),
+                                   'EvalDataset.dataset_dir={}'.format(data), 'metric=coc'])
+    assert line.startswith("error: -o override: metric 'coc' has no evaluation")
+    assert not list(tmp_path.rglob('*.pdckpt')) and not list(tmp_path.rglob('train_log.jsonl'))
+
+
 def test_deploy_errors(capsys, tmp_path):
     line = fails(capsys, 'deploy', ['--model_dir', str(tmp_path / 'none'), '--image_file', 'x.jpg'])
     assert '--model_dir' in line and 'no such folder' in line
