@@ -137,6 +137,19 @@ def test_multiscale_without_the_full_pass_loses_the_faces_outside_every_window()
     assert lost >= 3
 
 
+def test_only_multiscale_votes():
+    """A single-pass protocol returns the post-process output as it is (two
+    faces overlapping by IoU 0.35 stay two); multi-scale votes them into one
+    (IoU above vote_iou), even from a single pass."""
+    settings = create('TestProtocol', oracle_cfg())
+    assert settings.vote_iou < 0.35
+    dets = np.array([[0, 0, 10, 10, 0.9], [4.8, 0, 14.8, 10, 0.8]], np.float32)
+    for protocol in ('vga', 'original'):
+        np.testing.assert_array_equal(settings.merge(protocol, [dets]), dets)
+    merged = settings.merge('multiscale', [dets])
+    assert len(merged) == 1 and merged[0, 4] == pytest.approx(0.9)
+
+
 def check_prediction_folder(output_dir):
     """Files: every face, as x y w h of the ground truth, with its score."""
     for event, name, boxes, scores in gt_rows():
