@@ -57,6 +57,8 @@ def test_config_matches_its_paper_row(name):
     assert create('LearningRate', cfg).effective_lr(28) == pytest.approx(0.01)
     # the paper's test protocol: multi-scale + flip, each pass cut at 0.01 (PyramidBox's)
     assert cfg.eval_protocol == 'multiscale'
+    # PyramidBox's LFPN: bilinear merges, no smoothing conv, fused levels L2-normalised (S3FD scales)
+    assert (cfg.LFPN.upsample, cfg.LFPN.smooth, cfg.LFPN.l2_norm_scales) == ('bilinear', False, [10.0, 8.0, 5.0])
     assert create('TestProtocol', cfg).ms_score_threshold == pytest.approx(0.01)
 
 
@@ -82,6 +84,7 @@ def test_full_config_at_full_width_trains_one_step_and_evaluates():
     cfg = load_config(str(CONFIG_DIR / 'hambox' / FULL), NO_WEIGHTS)
     model, out = _one_step(cfg)
     assert model.backbone.out_channels == [256, 512, 1024, 2048]
+    assert model.neck.smooth is None and len(model.neck.norms) == 3
     assert 'loss_pa' in out and model.head.pa_cls_pred.weight.grad is not None
     model.eval()
     batch = dict(tiny_batch(), im_shape=paddle.to_tensor([[64.0, 64.0]]), scale_factor=paddle.ones([1, 2]))
@@ -107,5 +110,6 @@ def test_demo_config_builds_the_small_cpu_model():
     model, out = _one_step(cfg)
     assert model.backbone.depth == 18 and model.backbone.out_channels == [16, 32, 64, 128]
     assert model.neck.out_channels == 32
+    assert model.neck.smooth is not None and model.neck.norms is None
     assert type(model.assigner).__name__ == 'HAMBoxAssigner' and model.loss.use_ral
     assert cfg.TrainDataset.dataset_dir == 'dataset/demo'
