@@ -24,8 +24,8 @@ setup(
         'cpu': ['paddlepaddle>=3.0'],
         'gpu': ['paddlepaddle-gpu>=3.0'],
         'demo': ['scikit-image'],
-        'onnx': ['paddle2onnx>=2.1', 'onnxruntime'],
+        'onnx': ['paddle2onnx>=2.1', 'onnxruntime', 'ml_dtypes'],   # ml_dtypes: onnxruntime.quantization
         'serve': ['fastapi', 'uvicorn', 'psutil'],
-        'dev': ['pytest', 'scikit-image', 'paddle2onnx>=2.1', 'onnxruntime', 'fastapi', 'uvicorn', 'psutil', 'httpx'],
+        'dev': ['pytest', 'scikit-image', 'paddle2onnx>=2.1', 'onnxruntime', 'ml_dtypes', 'fastapi', 'uvicorn', 'psutil', 'httpx'],
     },
 )
