@@ -77,6 +77,7 @@ COMMON = {
     'TrainDataset.keep_invalid': False,
     'EvalDataset.name': 'WIDERFaceDataset',
     'EvalDataset.image_dir': 'WIDER_val/images',
+    'EvalDataset.anno_path': 'wider_face_split/wider_face_val_bbx_gt.txt',
     'TrainReader.sample_transforms': ['Decode', 'RandomDistort', 'DataAnchorSampling', 'RandomFlip',
                                       'Resize', 'Normalize', 'Permute'],
     'TrainReader.sample_transforms.DataAnchorSampling.prob': 0.5,
@@ -85,6 +86,8 @@ COMMON = {
     'TrainReader.sample_transforms.DataAnchorSampling.size_range': [0.5, 2.0],
     'TrainReader.sample_transforms.DataAnchorSampling.fallback.name': 'RandomSquareCrop',
     'TrainReader.sample_transforms.DataAnchorSampling.fallback.target_size': 640,
+    # S3FD's square crop: side in [0.3, 1] of the image's short side.
+    'TrainReader.sample_transforms.DataAnchorSampling.fallback.scale_range': [0.3, 1.0],
     'TrainReader.sample_transforms.RandomFlip.prob': 0.5,
     'TrainReader.sample_transforms.Resize.target_size': [640, 640],
     'TrainReader.sample_transforms.Resize.keep_ratio': False,
