@@ -41,7 +41,9 @@ class PyramidAnchorLoss:
         weight: factor of the summed branch losses in the total loss.
         alpha, gamma: focal-loss parameters.
         smooth_l1_beta: smooth-L1 transition point.
-        assigner: matching of anchors to enlarged boxes (SMS, pos IoU 0.35).
+        assigner: matching of anchors to enlarged boxes (SMS, pos IoU 0.35);
+            its anchor-tiled scan bounds the memory of the anchor x box IoUs
+            (its ``tile_bytes``), as in the main assignment.
         coder: the box coder of the regression targets.
     """
     __inject__ = ['assigner', 'coder']
