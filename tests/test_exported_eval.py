@@ -11,8 +11,8 @@ from hambox_eval_helpers import DEMO_CONFIG, REPO_ROOT, demo_cfg, demo_dataset, 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import create
 from ppdet_hambox.engine.evaluator import run_evaluation
-from ppdet_hambox.engine.export import export_model
 from ppdet_hambox.engine.exported_model import ExportedPredictor
+from test_precision import export_with_cut
 
 SETTINGS = ('easy', 'medium', 'hard')
 
@@ -22,7 +22,7 @@ def low_cut_export():
     out = workdir() / 'export_low_cut'
     if not (out / 'model.json').is_file():
         cut = create('TestProtocol', demo_cfg()).ms_score_threshold
-        export_model(tiny_model(), demo_cfg(HAMBoxPostProcess={'score_threshold': cut}), str(out), protocol='vga')
+        export_with_cut(out, cut)
     return out
 
 
@@ -103,3 +103,14 @@ def test_unavailable_precisions_are_one_line_errors(monkeypatch):
         ExportedPredictor(str(exported_model_dir()), demo_cfg(), 'vga', precision='fp16', device='cpu')
     with pytest.raises(UserError, match='--precision must be one of'):
         ExportedPredictor(str(exported_model_dir()), demo_cfg(), 'vga', precision='int4', device='cpu')
+
+
+def test_export_cut_above_a_pass_cut_is_said_once(caplog):
+    import cv2
+    from hambox_eval_helpers import val_images
+    predictor = ExportedPredictor(str(exported_model_dir()), demo_cfg(), 'multiscale')
+    with caplog.at_level('WARNING', logger='ppdet_hambox.engine.exported_model'):
+        for path in val_images()[:2]:
+            predictor.detect(cv2.imread(str(path)))
+    warnings = [r for r in caplog.records if 'HAMBoxPostProcess.score_threshold' in r.getMessage()]
+    assert len(warnings) == 1

@@ -4,7 +4,7 @@ this machine and build can run, in one run, with the model's cost.
     python deploy/python/benchmark.py [-c configs/hambox/hambox_r50_lfpn_dh_ssh_pa_640.yml]
         [-o weights=W.pdparams] [--model_dir EXPORTED_DIR] [--onnx_int8 model_int8.onnx]
         [--image F] [--repeats 10] [--warmup 2] [--cpu_threads N] [--device auto|cpu|gpu]
-        [--no_dygraph]
+        [--no_dygraph] [--rows "oneDNN fp32" onnxruntime ...]
 
 The model is built from the config (random initialisation, without the
 backbone's ImageNet file, unless ``weights`` is given) and exported to a
@@ -139,12 +139,20 @@ def time_round_robin(calls, warmup, repeats):
     return times, last
 
 
+def wanted(args, runtime, precision):
+    """Whether ``--rows`` (words matched against "runtime precision") asks for this row."""
+    name = '{} {}'.format(runtime, precision)
+    return not args.rows or any(word in name for word in args.rows)
+
+
 def build_rows(args, cfg, model, model_dir, image):
     from infer import Detector, resolve_device
     device = resolve_device(args.device)
     specs, skipped = paddle_rows(device)
     calls, names = [], []
     for runtime, precision, kwargs in specs:
+        if not wanted(args, runtime, precision):
+            continue
         detector = Detector(model_dir, device=device, cpu_threads=args.cpu_threads, **kwargs)
         calls.append(lambda d=detector: d.predict(image))
         names.append((runtime, precision))
@@ -152,6 +160,8 @@ def build_rows(args, cfg, model, model_dir, image):
     if args.onnx_int8:
         onnx_files.append(('int8', args.onnx_int8))
     for precision, path in onnx_files:
+        if not wanted(args, 'onnxruntime', precision):
+            continue
         try:
             if precision == 'fp32' and not os.path.isfile(path):
                 from ppdet_hambox.engine.export import export_onnx
@@ -162,8 +172,8 @@ def build_rows(args, cfg, model, model_dir, image):
             continue
         calls.append(lambda d=detector: d.predict(image))
         names.append(('onnxruntime', precision))
-    if args.no_dygraph:
-        skipped.append(('dygraph', 'fp32', '--no_dygraph'))
+    if args.no_dygraph or not wanted(args, 'dygraph', 'fp32'):
+        skipped.append(('dygraph', 'fp32', 'not asked for'))
     else:
         from ppdet_hambox.engine.predictor import Predictor
         predictor = Predictor(model, cfg, 'vga')
@@ -184,6 +194,8 @@ def main(argv=None):
     parser.add_argument('--cpu_threads', type=int, help='default: the cores available to this process')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'))
     parser.add_argument('--no_dygraph', action='store_true', help='skip the dygraph row (slow on CPU)')
+    parser.add_argument('--rows', nargs='+', help='only rows whose "runtime precision" contains one of these, '
+                                                  'e.g. --rows "oneDNN fp32" onnxruntime')
     args = parser.parse_args(argv)
 
     import paddle

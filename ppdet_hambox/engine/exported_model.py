@@ -97,18 +97,30 @@ class ExportedPredictor(Predictor):
     pre-processing come from ``cfg`` as for ``Predictor``."""
 
     def __init__(self, model_dir, cfg, protocol=None, precision='fp32', device=None, cpu_threads=None,
-                 enable_mkldnn=True, reader='EvalReader'):
-        import paddle.inference as paddle_infer
+                 enable_mkldnn=True, reader='EvalReader', onnx_file=None):
         super().__init__(None, cfg, protocol, reader)
         self.model_dir, self.precision = model_dir, precision
         self.score_threshold = _baked_score_threshold(model_dir)
-        self.predictor = paddle_infer.create_predictor(
-            inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn))
-        self.input_names = self.predictor.get_input_names()
+        self.session = self.predictor = None
+        if onnx_file:
+            # An ONNX export (e.g. tools/quantize.py's int8 model) run by ONNX Runtime on CPU.
+            import onnxruntime as ort
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = int(cpu_threads or available_cpus())
+            self.session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+            self.input_names = [i.name for i in self.session.get_inputs()]
+        else:
+            import paddle.inference as paddle_infer
+            self.predictor = paddle_infer.create_predictor(
+                inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn))
+            self.input_names = self.predictor.get_input_names()
         self._warned = False
 
     def run_network(self, batch):
         """``bbox [N, 6]`` of the exported graph for a prepared batch of one."""
+        if self.session is not None:
+            bbox, bbox_num = self.session.run(None, {n: batch[n].numpy() for n in self.input_names})[:2]
+            return np.asarray(bbox, np.float32).reshape(-1, 6)[:int(np.asarray(bbox_num).reshape(-1)[0])]
         for name in self.input_names:
             self.predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name].numpy()))
         self.predictor.run()
