@@ -409,33 +409,56 @@ def test_a_killed_worker_is_replaced(server, client):
 
 # ----------------------------------------------------------------------------- shutdown
 
-def test_sigterm_finishes_in_flight_requests_and_exits_0(small_server):
-    workers = psutil.Process(small_server.proc.pid).children(recursive=True)
-    assert workers
-    # A large photo: decoding and resizing it keeps both requests in flight a while.
+def sigterm_while_busy(server, count):
+    """``count`` requests with a large photo (decoding and resizing it keeps
+    them in flight a while); SIGTERM once all are admitted. Returns their
+    answers, the exit code and the seconds from SIGTERM to exit."""
     body = cv2.imencode('.jpg', cv2.resize(cv2.imread(str(val_images()[0])), (3000, 2400)))[1].tobytes()
-    results = []
+    answers = []
 
     def one():
-        with httpx.Client(base_url=small_server.base, timeout=60) as c:
-            results.append(post(c, body).status_code)
+        with httpx.Client(base_url=server.base, timeout=60) as c:
+            answers.append(post(c, body))
 
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    with httpx.Client(base_url=small_server.base, timeout=10) as monitor:
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    with httpx.Client(base_url=server.base, timeout=10) as monitor:
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 30
-        while monitor.get('/health').json()['in_flight'] < 2 and time.monotonic() < deadline:
+        while monitor.get('/health').json()['in_flight'] < count and time.monotonic() < deadline:
             time.sleep(0.002)
-        small_server.proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
-    code = small_server.proc.wait(15)
+    code = server.proc.wait(15)
     elapsed = time.monotonic() - started
     for thread in threads:
         thread.join()
+    return answers, code, elapsed
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_0(small_server):
+    workers = psutil.Process(small_server.proc.pid).children(recursive=True)
+    assert workers
+    answers, code, elapsed = sigterm_while_busy(small_server, 2)
     assert code == 0 and elapsed < 10
-    assert results == [200, 200]
+    assert [r.status_code for r in answers] == [200, 200]
+    deadline = time.monotonic() + 5     # multiprocessing's resource tracker ends on its own
+    while any(is_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not any(is_alive(p) for p in workers)
     assert 'stopped' in small_server.log_path.read_text()
     with pytest.raises(httpx.ConnectError):
         httpx.get(small_server.base + '/health', timeout=5)
+
+
+def test_sigterm_answers_503_past_the_drain_timeout(tmp_path):
+    server = Server(tmp_path, '--workers', '1', '--cpu_threads', '1', '--queue', '4', '--drain_timeout', '0.01')
+    try:
+        answers, code, elapsed = sigterm_while_busy(server, 4)
+    finally:
+        server.stop()
+    assert code == 0 and elapsed < 10
+    cut = [r for r in answers if r.status_code != 200]
+    assert cut and len(answers) == 4
+    for response in cut:
+        assert_error(response, 503, 'stopping')

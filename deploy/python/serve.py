@@ -87,7 +87,7 @@ def worker_main(conn, model_dir, device, precision, cpu_threads, enable_mkldnn):
         except (EOFError, OSError):
             return
         if job is None:
-            return
+            os._exit(0)     # skips the interpreter's slow teardown of Paddle
         try:
             conn.send(run_job(detector, label, *job))
         except (BrokenPipeError, OSError):
@@ -119,9 +119,11 @@ class Job:
         self.future = loop.create_future()
 
     def resolve(self, reply):
-        self.loop.call_soon_threadsafe(self._set, reply)
+        """From any thread."""
+        self.loop.call_soon_threadsafe(self.set, reply)
 
-    def _set(self, reply):
+    def set(self, reply):
+        """From the event-loop thread."""
         if not self.future.done():
             self.future.set_result(reply)
 
@@ -129,7 +131,11 @@ class Job:
 class WorkerPool:
     """``workers`` processes, each fed by its own dispatcher thread from one
     job queue. Admission is bounded by the caller (``capacity``), so the queue
-    never holds more than ``queue_size`` waiting jobs."""
+    never holds more than ``queue_size`` waiting jobs.
+
+    Stopping: ``begin_drain`` (on SIGTERM) makes the service not ready; jobs
+    still unanswered ``drain_timeout`` seconds later are answered 503; then
+    ``stop`` ends the workers within a second, killing any still busy."""
 
     def __init__(self, model_dir, workers, device, precision, cpu_threads, enable_mkldnn, queue_size, drain_timeout):
         self.model_dir, self.workers, self.device, self.precision = model_dir, workers, device, precision
@@ -137,23 +143,22 @@ class WorkerPool:
         self.cpu_threads, self.capacity, self.drain_timeout = cpu_threads, workers + queue_size, drain_timeout
         self.jobs = queue.Queue()
         self.admitted = 0           # requests between admission and answer (event-loop thread only)
+        self.pending = set()        # submitted jobs not answered yet (event-loop thread only)
         self.busy = 0
         self.ready_workers = 0
         self.started = False        # every worker has loaded the model once
-        self.drain_deadline = None
+        self.draining = False
+        self.stopping = False
         self.fatal = None
         self.on_fatal = None
         self._lock = threading.Lock()
         self._threads = []
+        self._processes = {}
         self._context = multiprocessing.get_context('spawn')
 
     @property
     def ready(self):
-        return self.started and self.drain_deadline is None and self.fatal is None
-
-    @property
-    def draining(self):
-        return self.drain_deadline is not None
+        return self.started and not self.draining and self.fatal is None
 
     def start(self, loop):
         self.loop = loop
@@ -164,19 +169,35 @@ class WorkerPool:
 
     def submit(self, body, threshold, source):
         job = Job(self.loop, body, threshold, source)
+        self.pending.add(job)
+        job.future.add_done_callback(lambda _: self.pending.discard(job))
         self.jobs.put(job)
         return job.future
 
     def begin_drain(self):
-        if self.drain_deadline is None:
-            self.drain_deadline = time.monotonic() + self.drain_timeout
+        """Called from the signal handler."""
+        if not self.draining:
+            self.draining = True
+            self.loop.call_soon_threadsafe(self.loop.call_later, self.drain_timeout, self._cut_pending)
 
-    def stop(self, timeout=2.0):
+    def _cut_pending(self):
+        for job in list(self.pending):
+            job.set(('stopping', 'the service stopped before answering (--drain_timeout {:g} s)'.format(
+                self.drain_timeout)))
+
+    def stop(self, timeout=1.0):
         """Ends the workers; jobs still queued are answered 503."""
+        self.stopping = True
         for _ in self._threads:
             self.jobs.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for process in list(self._processes.values()):
+            if process.is_alive():
+                process.kill()
+        for thread in self._threads:
+            thread.join(1.0)
         while True:
             try:
                 job = self.jobs.get_nowait()
@@ -185,12 +206,13 @@ class WorkerPool:
             if job is not None:
                 job.resolve(('stopping', 'the service is stopping'))
 
-    def _spawn(self):
+    def _spawn(self, index):
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=worker_main, name='hambox-worker', daemon=True,
+            target=worker_main, name='hambox-worker-{}'.format(index), daemon=True,
             args=(child, self.model_dir, self.device, self.precision, self.cpu_threads, self.enable_mkldnn))
         process.start()
+        self._processes[index] = process
         child.close()
         try:
             kind, info = parent.recv()
@@ -204,7 +226,7 @@ class WorkerPool:
             self.device = info
             self.ready_workers += 1
             if self.started:
-                LOG.info('worker restarted (pid %d)', process.pid)
+                LOG.info('worker %d restarted (pid %d)', index, process.pid)
             elif self.ready_workers == self.workers:
                 self.started = True
                 LOG.info('ready: model %s, device %s, precision %s, %d workers x %d CPU threads, queue %d',
@@ -218,7 +240,7 @@ class WorkerPool:
             self.ready_workers -= 1
         process.kill()
         process.join()
-        return self._spawn()
+        return self._spawn(index)
 
     def _fail(self, message):
         LOG.error(message)
@@ -229,15 +251,12 @@ class WorkerPool:
                     self.loop.call_soon_threadsafe(self.on_fatal)
 
     def _dispatch(self, index):
-        process, conn = self._spawn()
+        process, conn = self._spawn(index)
         while process is not None:
             job = self.jobs.get()
             if job is None:
                 break
-            if job.future.done():
-                continue
-            if self.drain_deadline is not None and time.monotonic() > self.drain_deadline:
-                job.resolve(('stopping', 'the service is stopping'))
+            if job.future.done():       # cut by the drain timeout
                 continue
             if not process.is_alive():
                 process, conn = self._restart(index, process, 'exited (code {}) while idle'.format(process.exitcode))
@@ -252,6 +271,9 @@ class WorkerPool:
             except (EOFError, OSError):
                 process.join(1)
                 reply = ('error', 'the worker process died on this request (exit code {})'.format(process.exitcode))
+                if self.stopping:
+                    job.resolve(('stopping', 'the service is stopping'))
+                    return
                 process, conn = self._restart(index, process, reply[1])
             finally:
                 with self._lock:
@@ -261,9 +283,6 @@ class WorkerPool:
             with contextlib.suppress(OSError):
                 conn.send(None)
             process.join(1.0)
-            if process.is_alive():
-                process.kill()
-                process.join()
 
 
 # ----------------------------------------------------------------------------- request checks
