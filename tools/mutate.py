@@ -2,7 +2,7 @@
 the tests that should catch them.
 
     python tools/mutate.py ppdet_hambox/engine/test_time.py tests/test_eval_oracle.py \
-        [--max-mutants 40] [--budget 600] [--timeout 120] [--lines 100-180] [--list]
+        [--max-mutants 40] [--budget 600] [--timeout 120] [--lines 100-180,200] [--list]
 
 Each mutant is one edit of the module's syntax tree: a comparison flipped
 (``<`` / ``<=`` / ``>`` / ``>=``, ``==`` / ``!=``), an arithmetic operator
@@ -121,10 +121,14 @@ def run_tests(workdir, tests, timeout, show=False):
 
 
 def parse_lines(text):
+    """``'100-180,200,210-215'`` -> ``[(100, 180), (200, 200), (210, 215)]``."""
     if not text:
         return None
-    lo, _, hi = text.partition('-')
-    return int(lo), int(hi or lo)
+    ranges = []
+    for part in text.split(','):
+        lo, _, hi = part.strip().partition('-')
+        ranges.append((int(lo), int(hi or lo)))
+    return ranges
 
 
 def main(argv=None):
@@ -134,7 +138,7 @@ def main(argv=None):
     parser.add_argument('--max-mutants', type=int, default=40)
     parser.add_argument('--budget', type=float, default=900.0, help='seconds for the whole run')
     parser.add_argument('--timeout', type=float, default=180.0, help='seconds per mutant test run')
-    parser.add_argument('--lines', help='only mutate these lines, e.g. 100-180')
+    parser.add_argument('--lines', help='only mutate these lines, e.g. 100-180 or 120,140-150')
     parser.add_argument('--list', action='store_true', help='list the mutants and exit')
     args = parser.parse_args(argv)
 
@@ -147,7 +151,7 @@ def main(argv=None):
     sites = find_sites(tree)
     lines = parse_lines(args.lines)
     if lines:
-        sites = [s for s in sites if lines[0] <= s[3] <= lines[1]]
+        sites = [s for s in sites if any(lo <= s[3] <= hi for lo, hi in lines)]
     sites = spread(sites, args.max_mutants)
     if args.list:
         for site in sites:
