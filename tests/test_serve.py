@@ -399,7 +399,8 @@ def test_a_killed_worker_is_replaced(server, client):
     while is_alive(workers[0]) and time.monotonic() < deadline:
         time.sleep(0.01)
     for index in range(3):
-        assert post(client, jpeg(index)).status_code == 200
+        response = post(client, jpeg(index))
+        assert response.status_code == 200, (response.text, server.log_path.read_text()[-3000:])
     deadline = time.monotonic() + START_TIMEOUT
     while client.get('/health').json()['ready_workers'] < 2 and time.monotonic() < deadline:
         time.sleep(0.1)

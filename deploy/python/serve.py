@@ -333,6 +333,7 @@ def declared_length(header, max_bytes):
 
 async def read_body(request, max_bytes, timeout):
     """The body, counted while it streams in: never more than ``max_bytes`` held."""
+    from starlette.requests import ClientDisconnect
     chunks, size = [], 0
 
     async def consume():
@@ -349,6 +350,8 @@ async def read_body(request, max_bytes, timeout):
     except asyncio.TimeoutError:
         raise ServiceError(408, 'body_timeout', 'the body did not arrive within {:g} s (--read_timeout)'
                            .format(timeout)) from None
+    except ClientDisconnect:
+        raise ServiceError(400, 'client_disconnected', 'the client closed the connection while sending') from None
     body = b''.join(chunks)
     if not body:
         raise ServiceError(400, 'empty_body', 'the body is empty: send the image bytes as the request body')
@@ -371,8 +374,8 @@ def image_size(body, max_pixels):
     return width, height
 
 
-WORKER_REPLIES = {'bad_image': (400, 'bad_image'), 'error': (500, 'inference_failed'),
-                  'stopping': (503, 'stopping')}
+WORKER_REPLIES = {'bad_image': (400, 'bad_image', {}), 'error': (500, 'inference_failed', {}),
+                  'stopping': (503, 'stopping', {'Retry-After': '1'})}
 
 
 # ----------------------------------------------------------------------------- app
@@ -406,6 +409,11 @@ def create_app(pool, max_bytes, max_pixels, threshold, read_timeout):
         return error_response(ServiceError(error.status_code, code, '{} {}: {}'.format(
             request.method, request.url.path, error.detail), getattr(error, 'headers', None)))
 
+    @app.exception_handler(Exception)
+    async def internal_error(request, error):
+        LOG.error('%s %s: internal error', request.method, request.url.path, exc_info=error)
+        return error_response(ServiceError(500, 'internal_error', '{}: {}'.format(type(error).__name__, error)))
+
     @app.get('/health')
     async def health():
         status = 'ok' if pool.ready else 'stopping' if pool.draining else 'failed' if pool.fatal else 'loading'
@@ -419,11 +427,11 @@ def create_app(pool, max_bytes, max_pixels, threshold, read_timeout):
     async def detect(request: Request):
         started = time.perf_counter()
         request_id = request.headers.get('x-request-id') or uuid.uuid4().hex[:16]
-        size, faces, body_read = int(request.headers.get('content-length') or 0), 0, False
+        size, faces, body_read = 0, 0, False
         try:
             score = parse_threshold(request.query_params.get('threshold'), threshold)
             check_content_type(request.headers.get('content-type'))
-            declared_length(request.headers.get('content-length'), max_bytes)
+            size = declared_length(request.headers.get('content-length'), max_bytes) or 0
             if not pool.ready:
                 reason = pool.fatal or ('the service is stopping' if pool.draining else 'the model is loading')
                 raise ServiceError(503, 'not_ready', reason, {'Retry-After': '1'})
@@ -440,7 +448,8 @@ def create_app(pool, max_bytes, max_pixels, threshold, read_timeout):
             finally:
                 pool.admitted -= 1
             if kind != 'ok':
-                raise ServiceError(*WORKER_REPLIES[kind], answer)
+                status, code, headers = WORKER_REPLIES[kind]
+                raise ServiceError(status, code, answer, headers)
             answer['latency_ms'] = (time.perf_counter() - started) * 1000.0
             faces = len(answer['detections'])
             response = JSONResponse(answer, headers={'X-Request-ID': request_id})
