@@ -63,7 +63,7 @@ def test_tiles_cover_the_anchors_within_the_budget():
 
 def test_scan_is_bit_identical_for_any_tiling():
     rng = np.random.default_rng(3)
-    for case in range(6):
+    for case in range(4):
         anchors, pred, gt_bbox, _ = crowded_batch(rng)
         for boxes in (anchors, pred):
             whole = scan_iou(boxes, gt_bbox, 0.3, with_face=True, tile_bytes=UNTILED)
@@ -134,3 +134,17 @@ def test_tile_bytes_is_a_config_value(repo_root):
     assert create('HAMBoxAssigner', cfg).tile_bytes == 4096
     with pytest.raises(ValueError, match='HAMBoxAssigner.tile_bytes'):
         HAMBoxAssigner(tile_bytes=0)
+
+
+def test_benchmark_assigner_batch_and_peak_memory(repo_root):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bench', str(repo_root / 'tools' / 'benchmark_assigner.py'))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    anchors = bench.make_anchors()
+    single = bench.bench_faces(anchors, 6, repeats=1, with_reference=True, batch=1)
+    assert single['reference_agrees'] is True
+    batched = bench.bench_faces(anchors, 6, repeats=1, with_reference=True, batch=3)
+    assert batched['batch'] == 3 and batched['reference_ms'] is None
+    assert batched['positives'] > single['positives']
+    assert 0.05 < batched['hambox_peak_gb'] < 3 and 0.05 < batched['sms_peak_gb'] < 3
