@@ -135,3 +135,26 @@ def test_onednn_with_no_detection_does_not_crash(tmp_path):
     assert result.returncode == 0, result.stderr[-1500:]
     reports = [line for line in result.stdout.splitlines() if ' faces >= ' in line]
     assert len(reports) == len(val_images()) and all(': 0 faces' in line for line in reports), result.stdout
+
+
+def test_benchmark_rows(capsys):
+    """One run lists every (runtime, precision) row it was asked for, or why
+    not, with the model's cost; bf16 is a row or a reason, never silent."""
+    import importlib.util
+    import json
+    from hambox_eval_helpers import DEMO_CONFIG
+    spec = importlib.util.spec_from_file_location('deploy_benchmark', DEPLOY_INFER.parent / 'benchmark.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(['-c', str(DEMO_CONFIG), '--model_dir', str(exported_model_dir()), '--repeats', '2', '--warmup', '0',
+                '--rows', 'oneDNN', 'onnxruntime', '--no_dygraph', '--cpu_threads', '1'])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report['cost']['gmacs'] > 0 and report['cost']['params_m'] > 0
+    rows = {(r['runtime'], r['precision']): r for r in report['results']}
+    not_run = {(runtime, precision) for runtime, precision, _ in report['not_run']}
+    assert ('paddle_inference oneDNN', 'fp32') in rows and ('paddle_inference no oneDNN', 'fp32') in rows
+    assert (('paddle_inference oneDNN', 'bf16') in rows) != (('paddle_inference oneDNN', 'bf16') in not_run)
+    assert ('dygraph', 'fp32') in not_run
+    for row in rows.values():
+        assert row['runs'] == 2 and 0 < row['p50_ms'] <= row['p90_ms'] * (1 + 1e-9)
+    assert rows[('paddle_inference oneDNN', 'fp32')]['detections'] == rows[('paddle_inference no oneDNN', 'fp32')]['detections']

@@ -4,7 +4,7 @@ this machine and build can run, in one run, with the model's cost.
     python deploy/python/benchmark.py [-c configs/hambox/hambox_r50_lfpn_dh_ssh_pa_640.yml]
         [-o weights=W.pdparams] [--model_dir EXPORTED_DIR] [--onnx_int8 model_int8.onnx]
         [--image F] [--repeats 10] [--warmup 2] [--cpu_threads N] [--device auto|cpu|gpu]
-        [--no_dygraph] [--rows "oneDNN fp32" onnxruntime ...]
+        [--no_dygraph] [--precision fp32|bf16|fp16|int8] [--rows "oneDNN fp32" onnxruntime ...]
 
 The model is built from the config (random initialisation, without the
 backbone's ImageNet file, unless ``weights`` is given) and exported to a
@@ -114,7 +114,7 @@ def format_table(rows, skipped, cost):
         cost['gmacs'], cost['width'], cost['height'], cost['params_m'])]
     lines.append('{:<30}{:<10}{:>10}{:>10}{:>10}{:>6}{:>8}{:>14}'.format(
         'runtime', 'precision', 'p50 ms', 'p90 ms', 'mean ms', 'runs', 'dets', 'vs fastest'))
-    fastest = min(r['p50_ms'] for r in rows)
+    fastest = min((r['p50_ms'] for r in rows), default=1.0)
     for r in rows:
         lines.append('{:<30}{:<10}{:>10.1f}{:>10.1f}{:>10.1f}{:>6}{:>8}{:>13.2f}x'.format(
             r['runtime'], r['precision'], r['p50_ms'], r['p90_ms'], r['mean_ms'], r['runs'], r['detections'],
@@ -140,7 +140,10 @@ def time_round_robin(calls, warmup, repeats):
 
 
 def wanted(args, runtime, precision):
-    """Whether ``--rows`` (words matched against "runtime precision") asks for this row."""
+    """Whether ``--precision`` and ``--rows`` (words matched against
+    "runtime precision") ask for this row."""
+    if args.precision and precision != args.precision:
+        return False
     name = '{} {}'.format(runtime, precision)
     return not args.rows or any(word in name for word in args.rows)
 
@@ -194,6 +197,8 @@ def main(argv=None):
     parser.add_argument('--cpu_threads', type=int, help='default: the cores available to this process')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'))
     parser.add_argument('--no_dygraph', action='store_true', help='skip the dygraph row (slow on CPU)')
+    parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16', 'int8'),
+                        help='only rows of this precision (default: every precision available)')
     parser.add_argument('--rows', nargs='+', help='only rows whose "runtime precision" contains one of these, '
                                                   'e.g. --rows "oneDNN fp32" onnxruntime')
     args = parser.parse_args(argv)
