@@ -131,3 +131,14 @@ def test_image_records_are_the_detections(deploy, model_dir, tmp_path):
     assert_records(records, expected)
     for path, dets in zip(paths, calls):
         np.testing.assert_allclose(dets[:, :4], frame_boxes(int(path[-5]))[:len(dets)], atol=0)
+
+
+def test_latency_summary_is_in_milliseconds_with_exact_percentiles():
+    """The benchmark report's arithmetic on given timings (no clock involved)."""
+    deploy = load_deploy()
+    times = {'preprocess': [0.001, 0.002, 0.003, 0.004, 0.005], 'inference': [0.010] * 5,
+             'postprocess': [0.0] * 5}
+    summary = deploy.latency_summary(times)
+    assert summary['preprocess'] == {'mean': pytest.approx(3.0), 'p50': pytest.approx(3.0),
+                                     'p90': pytest.approx(4.6), 'runs': 5}
+    assert summary['total']['mean'] == pytest.approx(13.0) and summary['total']['runs'] == 5

@@ -189,6 +189,18 @@ def test_metric_counts_a_lost_face():
     assert result['easy'] < 0.99
 
 
+def test_files_without_boxes_read_back_empty(tmp_path):
+    """An image without detections: written from an empty array (either
+    shape), its file reads back as no boxes; so does an empty file."""
+    for index, empty in enumerate([np.zeros((0, 5)), np.zeros(0)]):
+        path = widerface.write_predictions(str(tmp_path), 'ev', 'img_{}'.format(index), empty)
+        rows, lines, count, issues = widerface.parse_prediction_file(path, 'img_{}'.format(index))
+        assert rows.shape == (0, 5) and len(lines) == 0 and count == 0 and not issues
+    (tmp_path / 'ev' / 'blank.txt').write_text('')
+    rows, lines, count, _ = widerface.parse_prediction_file(str(tmp_path / 'ev' / 'blank.txt'), 'blank')
+    assert rows.shape == (0, 5) and len(lines) == 0
+
+
 def _tool(name):
     spec = importlib.util.spec_from_file_location('tool_' + name, str(REPO_ROOT / 'tools' / (name + '.py')))
     module = importlib.util.module_from_spec(spec)
