@@ -175,6 +175,27 @@ def test_run_evaluation_gives_ap_one(protocol, tmp_path):
     check_prediction_folder(str(tmp_path))
 
 
+def test_unreadable_image_gets_an_empty_file(tmp_path):
+    """An image that cannot be read is an image without detections: its file
+    holds no box; the others still hold their faces."""
+    root = write_dataset(tmp_path / 'data')
+    event, name, _, _ = gt_rows()[1]
+    with open('{}/images/{}/{}.jpg'.format(root, event, name), 'wb') as f:
+        f.write(b'not an image')
+    overrides = eval_overrides(root)
+    overrides['save_dir'] = str(tmp_path / 'out')
+    cfg = copy.deepcopy(load_config(str(DEMO_CONFIG), overrides))
+    out = tmp_path / 'pred'
+    run_evaluation(oracle_model(cfg), cfg, protocol='original', output_dir=str(out))
+    for index, (event, name, boxes, scores) in enumerate(gt_rows()):
+        rows, _, count, _ = widerface.parse_prediction_file('{}/{}/{}.txt'.format(out, event, name), name)
+        if index == 1:
+            assert count == 0 and rows.shape == (0, 5)
+        else:
+            xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+            assert_ground_truth(rows, xywh, scores, name)
+
+
 def test_metric_counts_a_lost_face():
     """The oracle minus one easy face: easy AP drops below 1 (the metric is
     not blind to what the oracle test relies on)."""
