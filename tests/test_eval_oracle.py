@@ -150,6 +150,16 @@ def test_only_multiscale_votes():
     assert len(merged) == 1 and merged[0, 4] == pytest.approx(0.9)
 
 
+@pytest.mark.parametrize('key,value', [('ms_scales', [1.0, 0.0]), ('ms_score_threshold', 1.0),
+                                       ('ms_score_threshold', -0.01), ('vga_size', [640, 0])])
+def test_protocol_refuses_boundary_values(key, value):
+    """A zero scale, a cut that keeps nothing or a negative one, a zero VGA side:
+    refused with the key named (the boundary itself, not only far beyond it)."""
+    with pytest.raises(Exception, match=key):
+        create('TestProtocol', oracle_cfg(), **{key: value})
+    assert create('TestProtocol', oracle_cfg(), ms_score_threshold=0.0).ms_score_threshold == 0.0
+
+
 def check_prediction_folder(output_dir):
     """Files: every face, as x y w h of the ground truth, with its score."""
     for event, name, boxes, scores in gt_rows():
