@@ -53,11 +53,12 @@ def test_stages_are_timed_where_they_happen(tiny, monkeypatch):
     result = run_benchmark(cfg, tiny['anno'], crowded=3, steps=2, log=lambda line: None)
     wall_ms = (time.perf_counter() - start) * 1000
     step = result['step_ms']
-    assert set(STAGES) | {'total'} == set(step)
+    assert set(STAGES) | {'total', 'wall'} == set(step)
     assert step['assign'] >= SLEEP_S * 1000
     assert step['forward'] > 0 and step['backward'] > 0 and step['loss'] > 0 and step['optimizer'] > 0
     assert step['forward'] < step['total'] - SLEEP_S * 1000
     assert step['total'] == pytest.approx(sum(step[k] for k in STAGES), abs=0.5)
+    assert step['total'] == pytest.approx(step['wall'], rel=0.05, abs=50)  # nothing counted twice or missed
     assert 3 * step['total'] < wall_ms  # warm-up + 2 timed steps fit in the run
     counts = face_counts(tiny['anno'])
     top = sorted(counts.tolist(), reverse=True)[:3]

@@ -17,7 +17,9 @@ ends (a no-op on a CPU), so a stage is not charged for work queued before
 it. ``forward`` is the model's training call minus the time spent inside the
 assigners and the losses; ``assign`` covers every assigner call (the main
 one and the pyramid-anchor branches'), ``loss`` the losses without their
-assigners; ``data`` is the wait for the next batch. Memory: the main
+assigners; ``data`` is the wait for the next batch; ``total`` their sum and
+``wall`` the whole step timed at once (the two agree up to the face
+counting between stages). Memory: the main
 process's peak RSS over the whole run (warm-up included, where the most
 crowded batch goes) and, on an accelerator, its peak allocated memory.
 """
@@ -162,6 +164,7 @@ def run_benchmark(cfg, anno, image_dir=None, crowded=4, steps=1, assumed_size=DE
 
     stream = batches()
     totals = dict.fromkeys(STAGES, 0.0)
+    wall_total = 0.0
     faces_per_image, batch_faces, shapes = [], [], set()
     log('{} crowded images ({} to {} annotated faces), batch {}, {} timed step(s) after 1 warm-up; '
         'device {}'.format(len(chosen), int(faces[chosen].min()), int(faces[chosen].max()),
@@ -169,6 +172,7 @@ def run_benchmark(cfg, anno, image_dir=None, crowded=4, steps=1, assumed_size=DE
     with PeakMemory() as peak:
         for step in range(steps + 1):
             marks = {key: sum(t.ms for t in group) for key, group in timers.items()}
+            step_start = time.perf_counter()
             batch, data_ms = _timed(lambda: next(stream))
             batch.pop('num_skipped', None)
             counts = batch['gt_mask'].numpy().sum(axis=1).astype(int).tolist()
@@ -185,6 +189,7 @@ def run_benchmark(cfg, anno, image_dir=None, crowded=4, steps=1, assumed_size=DE
                 if ema is not None:
                     ema.update(model)
             _, optimizer_ms = _timed(update)
+            wall_ms = (time.perf_counter() - step_start) * 1000
             inner = {key: sum(t.ms for t in group) - marks[key] for key, group in timers.items()}
             stage = dict(data=data_ms, forward=model_ms - inner['assign'] - inner['loss'], assign=inner['assign'],
                          loss=inner['loss'], backward=backward_ms, optimizer=optimizer_ms)
@@ -194,9 +199,11 @@ def run_benchmark(cfg, anno, image_dir=None, crowded=4, steps=1, assumed_size=DE
             if step > 0:
                 for key in STAGES:
                     totals[key] += stage[key]
+                wall_total += wall_ms
             del losses, batch
     step_ms = {key: round(totals[key] / steps, 1) for key in STAGES}
     step_ms['total'] = round(sum(totals.values()) / steps, 1)
+    step_ms['wall'] = round(wall_total / steps, 1)  # the whole step timed at once: total's check
     return {
         'config': cfg.get('__source__'),
         'annotation': str(anno),
