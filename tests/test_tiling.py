@@ -148,3 +148,5 @@ def test_benchmark_assigner_batch_and_peak_memory(repo_root):
     assert batched['batch'] == 3 and batched['reference_ms'] is None
     assert batched['positives'] > single['positives']
     assert 0.05 < batched['hambox_peak_gb'] < 3 and 0.05 < batched['sms_peak_gb'] < 3
+    from ppdet_hambox.core.errors import run_tool
+    assert run_tool(bench.main, ['--batch', '0']) == 2

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))  # the slow reference lives besi
 import paddle  # noqa: E402
 
 from ppdet_hambox.modeling.anchors import AnchorGenerator  # noqa: E402
+from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.engine.memory import PeakMemory  # noqa: E402
 from ppdet_hambox.modeling.assigners import HAMBoxAssigner, SMSAssigner  # noqa: E402
 from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES  # noqa: E402
@@ -213,7 +214,7 @@ def _train_size(reader):
     return size
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--faces', type=int, nargs='+', default=[10, 100, 1000])
     parser.add_argument('--batch', type=int, default=1, help='images per assigner call (reference only at 1)')
@@ -225,10 +226,10 @@ def main():
     parser.add_argument('--config', default=None, help='also time a training step (SMS vs HAMBox)')
     parser.add_argument('--steps', type=int, default=3)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides for --config')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for flag, value in (('--batch', args.batch), ('--tile-bytes', args.tile_bytes), ('--repeats', args.repeats)):
         if value < 1:
-            parser.error('{} must be at least 1, got {}'.format(flag, value))
+            raise UserError('{} must be at least 1, got {}'.format(flag, value))
 
     anchors = make_anchors()
     report = dict(image=IMAGE_SIZE, anchors=int(len(anchors)), device=paddle.get_device(),
@@ -245,4 +246,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))
