@@ -60,7 +60,7 @@ def stop_on_signals(make_error):
 
     def restore():
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
     try:
         yield
     except _Stop as stop:
