@@ -191,3 +191,22 @@ def test_signal_stops_cleanly_keeping_the_last_checkpoint(tiny_config, repo_root
     newest = read_checkpoint(found[-1][1])
     assert newest['iteration'] == found[-1][0]
     assert 'the last complete checkpoint is {}'.format(found[-1][1]) in output
+
+
+def test_an_ignored_signal_stays_ignored():
+    from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as under nohup
+    try:
+        with stop_on_signals(lambda signum: TrainingInterrupted(signum, 0, None)):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with pytest.raises(TrainingInterrupted) as stopped:
+            with stop_on_signals(lambda signum: TrainingInterrupted(signum, 7, None)):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+        assert stopped.value.code == 143 and 'after iteration 7' in str(stopped.value)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
