@@ -135,7 +135,7 @@ class WorkerPool:
 
     Stopping: ``begin_drain`` (on SIGTERM) makes the service not ready; jobs
     still unanswered ``drain_timeout`` seconds later are answered 503; then
-    ``stop`` ends the workers within a second, killing any still busy."""
+    ``stop`` ends the workers at once, killing any still busy."""
 
     def __init__(self, model_dir, workers, device, precision, cpu_threads, enable_mkldnn, queue_size, drain_timeout):
         self.model_dir, self.workers, self.device, self.precision = model_dir, workers, device, precision
@@ -185,8 +185,9 @@ class WorkerPool:
             job.set(('stopping', 'the service stopped before answering (--drain_timeout {:g} s)'.format(
                 self.drain_timeout)))
 
-    def stop(self, timeout=1.0):
-        """Ends the workers; jobs still queued are answered 503."""
+    def stop(self, timeout=0.3):
+        """Ends the workers (those still busy after ``timeout`` are killed); jobs still
+        queued are answered 503."""
         self.stopping = True
         for _ in self._threads:
             self.jobs.put(None)
@@ -486,7 +487,7 @@ def parse_args(argv=None):
     parser.add_argument('--queue', type=int, default=32, help='requests that may wait while every worker is busy')
     parser.add_argument('--threshold', type=float, help='lowest score returned (default: infer_cfg.yml draw_threshold)')
     parser.add_argument('--read_timeout', type=float, default=30.0, help='seconds a client may take to send its body')
-    parser.add_argument('--drain_timeout', type=float, default=8.0,
+    parser.add_argument('--drain_timeout', type=float, default=7.0,
                         help='on SIGTERM, requests still waiting after this many seconds get 503')
     args = parser.parse_args(argv)
     for flag, low in (('workers', 1), ('queue', 0), ('cpu_threads', 0)):
