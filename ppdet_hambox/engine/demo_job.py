@@ -29,12 +29,14 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def ensure_dataset(dataset_dir, seed, num_train, num_val):
-    """Generate the demo dataset unless the same one (seed and sizes) is there."""
+    """Generate the demo dataset unless the same one (generator version, seed
+    and sizes) is there."""
     marker = os.path.join(dataset_dir, demo_source.MARKER)
     if os.path.isfile(marker):
         with open(marker) as f:
             previous = json.load(f)
-        if (previous.get('seed'), previous.get('num_train'), previous.get('num_val')) == (seed, num_train, num_val):
+        wanted = (demo_source.VERSION, seed, num_train, num_val)
+        if tuple(previous.get(k) for k in ('version', 'seed', 'num_train', 'num_val')) == wanted:
             logger.info('demo dataset already at %s (seed %d)', dataset_dir, seed)
             return dict(previous['summary'], **previous.get('details', {}))
     start = time.time()

@@ -21,6 +21,9 @@ PHOTOS = ('coffee', 'chelsea', 'rocket', 'hubble_deep_field', 'immunohistochemis
 SKIN_TONES_RGB = np.array([(255, 224, 196), (234, 192, 160), (208, 160, 120), (176, 122, 86),
                            (132, 88, 58), (92, 60, 40)], np.float32)
 MIN_FACE = 6
+CROWD_LARGE = (30, 90)      # the 1-3 large faces among a crowd
+GROUP_SIZE = (16, 120)      # group faces, also at most 45% of the short side
+PORTRAIT_SIZE = (60, 180)   # a single portrait face, also at most 60% of the short side
 MIN_ROTATED_FACE = 12
 POSE_ANGLE = (20.0, 45.0)
 UPSCALE_BLUR = 8.0          # faces enlarged more than this from the 25 px crop look soft: blur >= 1
@@ -226,14 +229,15 @@ def plan_slots(rng, kind, height, width):
     occupancy = Occupancy()
     short = min(height, width)
     if kind == 'crowd':
-        place_crowd(rng, occupancy, height, width, int(rng.integers(20, 61)))
-        place_random(rng, occupancy, height, width, log_uniform(rng, 25, 70, int(rng.integers(0, 3))))
+        place_crowd(rng, occupancy, height, width, int(rng.integers(15, 46)))
+        place_random(rng, occupancy, height, width, log_uniform(rng, *CROWD_LARGE, int(rng.integers(1, 4))))
     elif kind == 'group':
         count = int(rng.integers(3, 13))
-        place_random(rng, occupancy, height, width, log_uniform(rng, 10, min(90, 0.45 * short), count))
+        place_random(rng, occupancy, height, width,
+                     log_uniform(rng, GROUP_SIZE[0], min(GROUP_SIZE[1], 0.45 * short), count))
     elif kind == 'portrait':
-        count = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
-        low, high = (80, min(300, 0.85 * short)) if count == 1 else (40, 0.45 * short)
+        count = int(rng.choice([1, 2, 3, 4], p=[0.4, 0.3, 0.2, 0.1]))
+        low, high = (PORTRAIT_SIZE[0], min(PORTRAIT_SIZE[1], 0.6 * short)) if count == 1 else (40, 0.4 * short)
         place_random(rng, occupancy, height, width, log_uniform(rng, low, high, count))
     elif kind != 'empty':
         raise ValueError('unknown image kind {!r}'.format(kind))
