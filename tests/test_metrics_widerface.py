@@ -279,6 +279,19 @@ def test_wrong_name_line_and_unknown_files_warn(tmp_path):
     assert aps(res) == pytest.approx([1.0] * 3)  # both TPs ranked first; zzz is not read
 
 
+def test_hidden_files_are_passed_over_silently(tmp_path):
+    files = {'a': box_file('a', [FACE + [0.5]]), 'b': ANCHOR}
+    (tmp_path / 'pred' / 'ev').mkdir(parents=True)
+    (tmp_path / 'pred' / '.ppdet_hambox_files').write_text('ev/a.txt\n')
+    (tmp_path / 'pred' / 'ev' / '.DS_Store').write_text('')
+    (tmp_path / 'pred' / 'stray.txt').write_text('')
+    with pytest.warns(W.WiderEvalWarning) as record:
+        res = run(tmp_path, TWO, files)
+    msgs = messages(record)
+    assert len(msgs) == 1 and 'stray.txt' in msgs[0], msgs
+    assert aps(res) == pytest.approx([1.0] * 3)
+
+
 def test_write_predictions_round_trip(tmp_path):
     gt_dir = write_ground_truth(str(tmp_path / 'gt'), [('ev', 'a', [FACE]), ('ev', 'b', [FACE])])
     boxes = np.array([[0, 0, 10, 10, 0.123456789], [3.25, 4.5, 7, 8, 0.5]], dtype=np.float32)

@@ -174,8 +174,9 @@ def test_signal_stops_cleanly_keeping_the_last_checkpoint(tiny_config, repo_root
     workers = []
     try:
         wait_until(lambda: list_checkpoints(str(out)), 90, 'a first checkpoint', proc)
-        workers = descendants(proc.pid)
-        assert len(workers) >= 2
+        # the workers are restarted every epoch (4 images), so wait for a moment with both
+        workers = wait_until(lambda: len(descendants(proc.pid)) >= 2 and descendants(proc.pid),
+                             90, 'two data workers', proc)
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=30)
     finally:
@@ -210,3 +211,37 @@ def test_an_ignored_signal_stays_ignored():
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize('as_module', [False, True])
+def test_a_guarded_child_ends_with_its_parent(repo_root, tmp_path, as_module):
+    """``guarded`` (the demo's deploy run, the mutation check's test runs): the
+    child gets its arguments and dies with a parent killed by SIGKILL."""
+    (tmp_path / 'sleeper.py').write_text(textwrap.dedent("""
+        import os, sys, time
+        with open(sys.argv[1], 'w') as f:
+            f.write(repr(sys.argv[2:]))
+        time.sleep(120)
+        """))
+    target = "'-m', 'sleeper'" if as_module else repr(str(tmp_path / 'sleeper.py'))
+    parent = textwrap.dedent("""
+        import subprocess, sys, time
+        from ppdet_hambox.utils.process import guarded
+        child = subprocess.Popen(guarded([sys.executable, {target}, {started!r}, 'a b', 'c']))
+        print(child.pid, flush=True)
+        time.sleep(120)
+        """).format(target=target, started=str(tmp_path / 'started'))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo_root), str(tmp_path)]))
+    proc = subprocess.Popen([sys.executable, '-c', parent], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(proc.stdout.readline())
+        wait_until(lambda: (tmp_path / 'started').exists() and (tmp_path / 'started').read_text(),
+                   60, 'the child to start', proc)
+        assert (tmp_path / 'started').read_text() == repr(['a b', 'c'])
+        proc.kill()
+        proc.wait()
+        assert_all_gone([child], 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -408,6 +408,32 @@ def test_a_killed_worker_is_replaced(server, client):
     assert 'restarting it' in server.log_path.read_text()
 
 
+def test_a_worker_dying_on_a_request_answers_it_500_and_is_replaced(small_server):
+    """The request may have killed the worker, so it is not retried."""
+    worker = next(p for p in psutil.Process(small_server.proc.pid).children()
+                  if 'spawn_main' in ' '.join(p.cmdline()))
+    big = cv2.imencode('.jpg', cv2.resize(cv2.imread(str(val_images()[0])), (6000, 5000)))[1].tobytes()
+    answers = []
+
+    def cpu_seconds():
+        return sum(worker.cpu_times()[:2])
+    idle = cpu_seconds()
+    with httpx.Client(base_url=small_server.base, timeout=60) as c:
+        thread = threading.Thread(target=lambda: answers.append(post(c, big)))
+        thread.start()
+        deadline = time.monotonic() + 30    # an idle worker uses no CPU: this one is running the request
+        while cpu_seconds() < idle + 0.05 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        worker.kill()
+        thread.join()
+        payload = assert_error(answers[0], 500, 'inference_failed')
+        assert 'died on this request' in payload['message']
+        deadline = time.monotonic() + START_TIMEOUT
+        while c.get('/health').json()['ready_workers'] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert post(c, jpeg(0)).status_code == 200
+
+
 # ----------------------------------------------------------------------------- shutdown
 
 def sigterm_while_busy(server, count):

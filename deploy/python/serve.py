@@ -46,6 +46,7 @@ IMAGE_FORMATS = ('JPEG', 'PNG', 'WEBP', 'BMP')   # PIL's names; its JPEG reader 
 BYTE_UNITS = {'': 1, 'B': 1, 'K': 1024, 'KB': 1024, 'M': 1024 ** 2, 'MB': 1024 ** 2, 'G': 1024 ** 3, 'GB': 1024 ** 3}
 COUNT_UNITS = {'': 1, 'K': 10 ** 3, 'M': 10 ** 6, 'G': 10 ** 9}
 WARMUP_SHAPE = (480, 640, 3)
+STARTED = "started"        # a worker's acknowledgement of a job, sent before running it
 
 
 class ServiceError(Exception):
@@ -89,6 +90,7 @@ def worker_main(conn, model_dir, device, precision, cpu_threads, enable_mkldnn):
         if job is None:
             os._exit(0)     # skips the interpreter's slow teardown of Paddle
         try:
+            conn.send(STARTED)
             conn.send(run_job(detector, label, *job))
         except (BrokenPipeError, OSError):
             return
@@ -259,31 +261,45 @@ class WorkerPool:
                 break
             if job.future.done():       # cut by the drain timeout
                 continue
-            if not process.is_alive():
-                process, conn = self._restart(index, process, 'exited (code {}) while idle'.format(process.exitcode))
-                if process is None:
-                    job.resolve(('error', self.fatal))
-                    break
             with self._lock:
                 self.busy += 1
             try:
-                conn.send(job.args)
-                reply = conn.recv()
-            except (EOFError, OSError):
-                process.join(1)
-                reply = ('error', 'the worker process died on this request (exit code {})'.format(process.exitcode))
-                if self.stopping:
-                    job.resolve(('stopping', 'the service is stopping'))
-                    return
-                process, conn = self._restart(index, process, reply[1])
+                process, conn, reply = self._run(index, process, conn, job)
             finally:
                 with self._lock:
                     self.busy -= 1
             job.resolve(reply)
+            if self.stopping and reply[0] == 'stopping':
+                return
         if process is not None:
             with contextlib.suppress(OSError):
                 conn.send(None)
             process.join(1.0)
+
+    def _run(self, index, process, conn, job):
+        """Returns (process, conn, reply), the process being a replacement when
+        the worker died. The worker acknowledges each job before running it: a
+        worker that died before that (killed while idle, even if the kernel has
+        not finished tearing it down) never saw the job, which goes to its
+        replacement; one that died after it may have died of the job, which is
+        answered 500 and not retried."""
+        while True:
+            started = False
+            try:
+                conn.send(job.args)
+                started = conn.recv() == STARTED
+                return process, conn, conn.recv()
+            except (EOFError, OSError):
+                process.join(1)
+                if self.stopping:
+                    return process, conn, ('stopping', 'the service is stopping')
+                why = 'died {} (exit code {})'.format(
+                    'on this request' if started else 'before reading a request', process.exitcode)
+                process, conn = self._restart(index, process, why)
+                if process is None:
+                    return None, None, ('error', self.fatal)
+                if started:
+                    return process, conn, ('error', 'the worker process ' + why)
 
 
 # ----------------------------------------------------------------------------- request checks

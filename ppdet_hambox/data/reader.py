@@ -29,12 +29,8 @@ thread, as the trainer does). Elsewhere (macOS, Windows) there is no such
 call: Paddle's workers then only notice a dead parent when they next poll
 for work, and a worker blocked on a full pipe may stay behind.
 """
-import ctypes
-import ctypes.util
 import functools
 import os
-import signal
-import sys
 
 import cv2
 import numpy as np
@@ -42,10 +38,9 @@ from paddle.io import DataLoader, DistributedBatchSampler
 
 from ppdet_hambox.core.workspace import build_component_list, register
 from ppdet_hambox.data.pipeline import Collate, TransformedDataset
+from ppdet_hambox.utils.process import die_with_parent
 
-__all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader', 'init_worker', 'die_with_parent']
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+__all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader', 'init_worker']
 
 
 def _shuffle_seed(seed, epoch):
@@ -75,21 +70,6 @@ class EpochBatchSampler(DistributedBatchSampler):
         super().set_epoch(_shuffle_seed(self.seed, epoch))
         for batch in super().__iter__():
             yield [(epoch, index) for index in batch]
-
-
-def die_with_parent(parent_pid, sig=signal.SIGKILL):
-    """Have the kernel send ``sig`` to this process when its parent dies
-    (Linux only; returns False elsewhere or if the call fails). A parent
-    that already died before the call (this process was re-parented) ends
-    this process at once."""
-    if not sys.platform.startswith('linux'):
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent_pid:
-        os._exit(1)
-    return True
 
 
 def init_worker(worker_id, parent_pid=None):

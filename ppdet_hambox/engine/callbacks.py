@@ -143,8 +143,9 @@ class VisualDLLogger(Callback):
 
 class EvalCallback(Callback):
     """Evaluate at each snapshot and at the end; keep ``best_model.pdparams``
-    by ``best_metric`` (``hard`` AP by default). Runs before the checkpoint of
-    the same step so the checkpoint records the best value."""
+    and ``best_model.json`` by ``best_metric`` (``hard`` AP by default). Runs
+    after the checkpoint of the same step, so a failing evaluation loses no
+    training; a resumed run reads the best value back from ``best_model.json``."""
 
     def __init__(self, best_metric='hard'):
         self.best_metric = best_metric

@@ -20,6 +20,7 @@ from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.data.source import demo as demo_source
 from ppdet_hambox.engine.export import export_model
 from ppdet_hambox.engine.train_eval import train_then_evaluate
+from ppdet_hambox.utils.process import guarded
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def run_deploy(model_dir, image_args, output_dir, threshold):
     command = [sys.executable, DEPLOY_SCRIPT, '--model_dir', model_dir, '--output_dir', output_dir,
                '--threshold', str(threshold), '--save_json'] + image_args
     logger.info('running %s', ' '.join(command))
-    subprocess.run(command, check=True)
+    subprocess.run(guarded(command), check=True)
     return sorted(p for p in glob.glob(os.path.join(output_dir, '*')) if os.path.isfile(p) and not p.endswith('.json'))
 
 

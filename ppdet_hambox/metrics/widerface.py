@@ -352,18 +352,22 @@ def parse_prediction_file(path, expected_name):
 
 
 def _unexpected_files(pred_dir, gt):
-    """Issues for files and event folders of pred_dir that are not in the ground truth."""
+    """Issues for files and event folders of pred_dir that are not in the ground
+    truth. Hidden entries (a writer's manifest, ``.DS_Store``) are not predictions
+    and are passed over silently, as the official tool does."""
     expected = {}
     for e, name in zip(gt.image_event, gt.names):
         expected.setdefault(gt.events[e], set()).add(name + '.txt')
     issues = []
     for entry in sorted(os.scandir(pred_dir), key=lambda d: d.name):
+        if entry.name.startswith('.'):
+            continue
         if entry.is_dir():
             if entry.name not in expected:
                 issues.append(Issue(entry.path, None, 'extra-file',
                                     'event folder not in the ground truth, ignored'))
                 continue
-            extra = sorted(set(os.listdir(entry.path)) - expected[entry.name])
+            extra = sorted(n for n in set(os.listdir(entry.path)) - expected[entry.name] if not n.startswith('.'))
             issues += [Issue(os.path.join(entry.path, n), None, 'extra-file',
                              'file is not a prediction for an image of the ground truth, ignored')
                        for n in extra]
