@@ -189,6 +189,33 @@ def test_eval_setup_fails_before_the_first_iteration(toy_config, tmp_path, overr
     assert trainer.raw_model.calls == 0, 'no iteration may run before the check'
 
 
+def test_an_evaluation_folder_of_other_files_fails_before_the_first_iteration(toy_config, tmp_path,
+                                                                            monkeypatch):
+    """A folder a snapshot evaluation will write to (eval_iter_N, N after the
+    start) holding files not written by this project: refused at start."""
+    monkeypatch.setattr(evaluator, 'check_evaluation', lambda cfg, protocol=None: 'widerface')
+    stray = tmp_path / 'out' / 'toy' / 'eval_iter_3' / '0--Parade' / 'notes.txt'
+    stray.parent.mkdir(parents=True)
+    stray.write_text('mine')
+    trainer = _toy_trainer(toy_config, tmp_path / 'out', ['EvalDataset={name: TtToyFaces}'])
+    with pytest.raises(UserError, match=r'evaluation folder .*eval_iter_3 holds 1 file\(s\)'):
+        trainer.train(validate=True)
+    assert trainer.raw_model.calls == 0
+    assert stray.read_text() == 'mine'
+
+
+def test_train_then_evaluate_checks_its_prediction_folder_before_training(toy_config, tmp_path):
+    from ppdet_hambox.engine.train_eval import train_then_evaluate
+    stray = tmp_path / 'pred' / 'notes.txt'
+    stray.parent.mkdir()
+    stray.write_text('mine')
+    cfg = load_config(toy_config, ['save_dir={}'.format(tmp_path / 'out')])
+    with pytest.raises(UserError, match='prediction folder .*pred holds 1 file'):
+        train_then_evaluate(cfg, str(tmp_path / 'pred'))
+    assert not (tmp_path / 'out').exists() or not list_checkpoints(str(tmp_path / 'out' / 'toy'))
+    assert stray.read_text() == 'mine'
+
+
 def test_snapshot_checkpoint_is_written_before_its_evaluation(toy_config, tmp_path, monkeypatch):
     def failing_evaluation(model, cfg, protocol=None, output_dir=None):
         raise RuntimeError('evaluation crashed')

@@ -153,7 +153,7 @@ class EvalCallback(Callback):
     def _evaluate(self, trainer, iteration):
         if trainer.last_eval_iter == iteration:
             return
-        result = trainer.evaluate(output_dir=os.path.join(trainer.save_dir, 'eval_iter_{}'.format(iteration)))
+        result = trainer.evaluate(output_dir=trainer.eval_dir(iteration))
         trainer.last_eval_iter = iteration
         if not isinstance(result.get(self.best_metric), float):
             raise ConfigError('best_metric {!r} is not a number among the evaluation results ({})'.format(

@@ -9,7 +9,7 @@ import os
 
 from ppdet_hambox.core.errors import UserError
 
-__all__ = ['PredictionFolder', 'MANIFEST_NAME']
+__all__ = ['PredictionFolder', 'check_prediction_folder', 'MANIFEST_NAME']
 
 MANIFEST_NAME = '.ppdet_hambox_files'
 EXAMPLES = 3
@@ -23,31 +23,11 @@ class PredictionFolder:
     def __init__(self, path, flag='--output_eval'):
         self.path = path
         self.manifest = os.path.join(path, MANIFEST_NAME)
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise UserError('{} {}: not a folder'.format(flag, path))
+        ours = check_prediction_folder(path, flag)
         os.makedirs(path, exist_ok=True)
-        ours = self._listed()
-        foreign = [rel for rel in self._files() if rel not in ours]
-        if foreign:
-            raise UserError(
-                '{} {} holds {} file(s) this project did not write there (e.g. {}); give an empty '
-                'or new folder (nothing was deleted)'.format(flag, path, len(foreign),
-                                                            ', '.join(sorted(foreign)[:EXAMPLES])))
         self._remove(ours)
         with open(self.manifest, 'w', encoding='utf-8'):
             pass
-
-    def _files(self):
-        found = []
-        for root, _, names in os.walk(self.path):
-            found += [os.path.relpath(os.path.join(root, n), self.path) for n in names]
-        return [rel for rel in found if rel != MANIFEST_NAME]
-
-    def _listed(self):
-        if not os.path.isfile(self.manifest):
-            return set()
-        with open(self.manifest, encoding='utf-8') as f:
-            return {line.rstrip('\n') for line in f if line.strip()}
 
     def _remove(self, relpaths):
         folders = set()
@@ -69,7 +49,41 @@ class PredictionFolder:
     def record_new_files(self):
         """List every file in the folder not listed yet (after a writer that
         does not report its files); the folder held none but ours at start."""
-        ours = self._listed()
-        for rel in self._files():
+        ours = _listed(self.path)
+        for rel in _files(self.path):
             if rel not in ours:
                 self.record(rel)
+
+
+def check_prediction_folder(path, flag='--output_eval'):
+    """The check ``PredictionFolder`` makes, touching nothing: a ``UserError``
+    when ``path`` holds files this project did not write there. A run that
+    writes predictions only at its end calls it first, to fail before its
+    work rather than after. Returns the files of ours listed there."""
+    if not os.path.exists(path):
+        return set()
+    if not os.path.isdir(path):
+        raise UserError('{} {}: not a folder'.format(flag, path))
+    ours = _listed(path)
+    foreign = [rel for rel in _files(path) if rel not in ours]
+    if foreign:
+        raise UserError(
+            '{} {} holds {} file(s) this project did not write there (e.g. {}); give an empty or new '
+            'folder, or remove them yourself (nothing was deleted)'.format(
+                flag, path, len(foreign), ', '.join(sorted(foreign)[:EXAMPLES])))
+    return ours
+
+
+def _files(path):
+    found = []
+    for root, _, names in os.walk(path):
+        found += [os.path.relpath(os.path.join(root, n), path) for n in names]
+    return [rel for rel in found if rel != MANIFEST_NAME]
+
+
+def _listed(path):
+    manifest = os.path.join(path, MANIFEST_NAME)
+    if not os.path.isfile(manifest):
+        return set()
+    with open(manifest, encoding='utf-8') as f:
+        return {line.rstrip('\n') for line in f if line.strip()}

@@ -4,6 +4,7 @@ import os
 import time
 
 from ppdet_hambox.engine.evaluator import run_evaluation
+from ppdet_hambox.engine.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.weights import load_weights
 
@@ -11,12 +12,14 @@ __all__ = ['train_then_evaluate']
 
 
 def train_then_evaluate(cfg, eval_dir, protocol=None):
-    """Train ``cfg`` (a loaded config), reload its ``model_final.pdparams``
+    """Check that ``eval_dir`` can take the predictions (before the training,
+    not after it), train ``cfg`` (a loaded config), reload its ``model_final.pdparams``
     (strict: every tensor must fit) and evaluate it with ``run_evaluation``.
 
     Returns ``{'trainer', 'model', 'weights', 'train_seconds', 'eval_seconds',
     'result'}``; the model is left in eval mode.
     """
+    check_prediction_folder(eval_dir, 'prediction folder')
     start = time.time()
     trainer = Trainer(cfg, mode='train')
     trainer.train()

@@ -12,6 +12,7 @@ EMA update. Checkpoints, logs and evaluation hang off the step as callbacks
 (``callbacks.py``), on the main process only.
 """
 import contextlib
+import glob
 import itertools
 import json
 import math
@@ -26,6 +27,7 @@ from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
 from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
+from ppdet_hambox.engine.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum,
                                      init_distributed, set_random_seed)
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
@@ -258,6 +260,14 @@ class Trainer:
         if self.settings['best_metric'] not in SCORES[metric]:
             raise ConfigError('best_metric {!r} is not a score of metric {}; choose one of {}'.format(
                 self.settings['best_metric'], metric, ', '.join(SCORES[metric])))
+        for path in glob.glob(self.eval_dir('*')):   # folders this run's evaluations will replace
+            suffix = path.rsplit('_', 1)[1]
+            if suffix.isdigit() and int(suffix) > self.start_iter:
+                check_prediction_folder(path, 'evaluation folder')
+
+    def eval_dir(self, iteration):
+        """Where the evaluation at ``iteration`` writes its predictions."""
+        return os.path.join(self.save_dir, 'eval_iter_{}'.format(iteration))
 
     # ------------------------------------------------------------ training
     def _default_callbacks(self, validate):
