@@ -19,7 +19,6 @@ import yaml
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.engine.export import INFER_CFG, MODEL_FILES
 from ppdet_hambox.engine.predictor import Predictor
-from ppdet_hambox.engine.test_time import filter_face_size, flip_boxes
 
 __all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'PRECISIONS', 'MKLDNN_CACHE_CAPACITY']
 
@@ -139,20 +138,12 @@ class ExportedPredictor(Predictor):
                            self.model_dir, self.score_threshold, INFER_CFG, self.protocol, wanted, wanted)
         return wanted
 
-    def run_pass(self, image, scale_pass):
-        height, width = image.shape[:2]
-        source = image[:, ::-1] if scale_pass.flip else image
-        bbox = self.run_network(self.prepare(np.ascontiguousarray(source), scale_pass.scale))
+    def pass_boxes(self, source, scale_pass):
+        bbox = self.run_network(self.prepare(source, scale_pass.scale))
         wanted = self._pass_threshold(scale_pass)
         if wanted is not None:
             bbox = bbox[bbox[:, 1] >= wanted]
-        dets = np.concatenate([bbox[:, 2:6], bbox[:, 1:2]], axis=1).astype(np.float32)
-        if scale_pass.flip:
-            dets[:, :4] = flip_boxes(dets[:, :4], width)
-        dets[:, [0, 2]] = np.clip(dets[:, [0, 2]], 0, width)
-        dets[:, [1, 3]] = np.clip(dets[:, [1, 3]], 0, height)
-        dets = dets[(dets[:, 2] > dets[:, 0]) & (dets[:, 3] > dets[:, 1])]
-        return filter_face_size(dets, scale_pass.min_face, scale_pass.max_face)
+        return bbox
 
     def detect(self, image, protocol=None):
         """All passes of the protocol on one BGR image, merged."""

@@ -79,15 +79,21 @@ class Predictor:
                 'im_id': paddle.to_tensor(np.zeros(1, np.int64))}
 
     @paddle.no_grad()
+    def pass_boxes(self, source, scale_pass):
+        """The network's ``bbox [N, 6]`` (class, score, x1, y1, x2, y2 in
+        ``source``'s pixels) for one pass; ``source`` is already mirrored for
+        a flipped pass."""
+        batch = self.prepare(source, scale_pass.scale)
+        scores, boxes = self.model.decoded(batch['image'])
+        bbox, _ = self.model.post_process(scores, boxes, batch['im_shape'], batch['scale_factor'],
+                                          score_threshold=scale_pass.score_threshold)
+        return bbox.numpy().reshape(-1, 6)
+
     def run_pass(self, image, scale_pass):
         """Detections of one ``ScalePass``, in the (unflipped) image's pixels."""
         height, width = image.shape[:2]
         source = image[:, ::-1] if scale_pass.flip else image
-        batch = self.prepare(np.ascontiguousarray(source), scale_pass.scale)
-        scores, boxes = self.model.decoded(batch['image'])
-        bbox, _ = self.model.post_process(scores, boxes, batch['im_shape'], batch['scale_factor'],
-                                          score_threshold=scale_pass.score_threshold)
-        bbox = bbox.numpy().reshape(-1, 6)
+        bbox = self.pass_boxes(np.ascontiguousarray(source), scale_pass)
         dets = np.concatenate([bbox[:, 2:6], bbox[:, 1:2]], axis=1).astype(np.float32)
         if scale_pass.flip:
             dets[:, :4] = flip_boxes(dets[:, :4], width)
