@@ -77,6 +77,9 @@ def test_prediction_folder_replaces_only_its_own_files(tmp_path):
         folder.record(os.path.join('ev', name))
     PredictionFolder(str(tmp_path / 'pred'))  # a new evaluation: our old files go
     assert os.listdir(tmp_path / 'pred') == [MANIFEST_NAME]
+    (tmp_path / 'pred' / '.DS_Store').write_text('finder')   # hidden: neither refused nor removed
+    PredictionFolder(str(tmp_path / 'pred'))
+    assert (tmp_path / 'pred' / '.DS_Store').read_text() == 'finder'
     (tmp_path / 'pred' / 'mine.txt').write_text('keep')
     with pytest.raises(UserError, match='mine.txt'):
         PredictionFolder(str(tmp_path / 'pred'))

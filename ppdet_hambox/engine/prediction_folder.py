@@ -4,6 +4,7 @@ Every file an evaluation writes into its folder is listed (one relative path
 a line) in ``.ppdet_hambox_files`` inside it. Before a new evaluation, the
 files of that list are removed; a folder holding anything else (a dataset, a
 user's notes, predictions of another tool) is refused and left untouched.
+Hidden files are left alone and do not count.
 """
 import os
 
@@ -75,10 +76,14 @@ def check_prediction_folder(path, flag='--output_eval'):
 
 
 def _files(path):
+    """Every file below ``path`` but hidden ones (the manifest, ``.DS_Store``, a
+    ``.git`` folder): those are neither predictions nor removed, as the metric
+    passes over them too."""
     found = []
-    for root, _, names in os.walk(path):
-        found += [os.path.relpath(os.path.join(root, n), path) for n in names]
-    return [rel for rel in found if rel != MANIFEST_NAME]
+    for root, folders, names in os.walk(path):
+        folders[:] = [f for f in folders if not f.startswith('.')]
+        found += [os.path.relpath(os.path.join(root, n), path) for n in names if not n.startswith('.')]
+    return found
 
 
 def _listed(path):
