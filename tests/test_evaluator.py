@@ -127,9 +127,11 @@ def test_three_protocols_on_demo(protocol, tmp_path):
             assert 0.0 <= res[setting] <= 1.0
     files = _check_prediction_folder(tmp_path, cfg)
     assert result['num_images'] == len(files)
+    (tmp_path / '.DS_Store').write_text('finder')
     archive = zip_predictions(str(tmp_path), str(tmp_path.parent / (tmp_path.name + '_{}.zip'.format(protocol))))
     with zipfile.ZipFile(archive) as z:
-        assert sorted(n for n in z.namelist() if n.endswith('.txt')) == files
+        names = z.namelist()
+    assert sorted(n for n in names if not n.endswith('/')) == files  # no manifest, no hidden file
 
 
 def test_eval_tool_prints_protocol_and_zips(tmp_path, capsys):

@@ -24,7 +24,7 @@ import numpy as np
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.engine.prediction_folder import MANIFEST_NAME, PredictionFolder
+from ppdet_hambox.engine.prediction_folder import PredictionFolder
 from ppdet_hambox.engine.predictor import Predictor
 from ppdet_hambox.engine.test_time import PROTOCOLS
 from ppdet_hambox.metrics import widerface
@@ -323,16 +323,15 @@ def run_evaluation(model, cfg, protocol=None, output_dir=None, predictor=None, l
 
 def zip_predictions(pred_dir, zip_path):
     """Zip the prediction folder (event folders at the archive root, without
-    the list of written files) for the WIDER FACE benchmark server; returns
-    the archive's path."""
+    hidden files such as the list of written files) for the WIDER FACE
+    benchmark server; returns the archive's path."""
     zip_path = zip_path if zip_path.endswith('.zip') else zip_path + '.zip'
     with zipfile.ZipFile(zip_path, 'w', zipfile.ZIP_DEFLATED) as archive:
         for root, folders, names in os.walk(pred_dir):
-            folders.sort()
+            folders[:] = sorted(f for f in folders if not f.startswith('.'))
             rel_root = os.path.relpath(root, pred_dir)
             if rel_root != '.':
                 archive.write(root, rel_root)
-            for name in sorted(names):
-                if name != MANIFEST_NAME:
-                    archive.write(os.path.join(root, name), os.path.normpath(os.path.join(rel_root, name)))
+            for name in sorted(n for n in names if not n.startswith('.')):
+                archive.write(os.path.join(root, name), os.path.normpath(os.path.join(rel_root, name)))
     return zip_path
