@@ -7,6 +7,7 @@ import pytest
 
 from ppdet_hambox.core.workspace import create, load_config
 from ppdet_hambox.utils.weights import WeightsError
+from test_paper_configs import ROWS  # file -> (assigner, anchor ratio, RAL, convs per tower, SSH, PA)
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 PAPER_CONFIGS = sorted(p.name for p in (CONFIG_DIR / 'hambox').glob('*.yml'))
@@ -14,20 +15,6 @@ FULL = 'hambox_r50_lfpn_dh_ssh_pa_640.yml'
 NO_WEIGHTS = ['ResNet.pretrained=null']
 NARROW = ['ResNet.width_mult=0.125', 'LFPN.in_channels=[32, 64, 128, 256]', 'LFPN.out_channels=16',
           'HAMBoxHead.in_channels=16', 'HAMBoxHead.feat_channels=16']
-
-# file -> (assigner, anchor ratio, RAL, convs per tower, SSH, PA): the paper's rows
-ROWS = {
-    'hambox_r50_lfpn_baseline_640.yml': ('SMSAssigner', 1.0, False, 1, False, False),
-    'hambox_r50_lfpn_sms_640.yml': ('SMSAssigner', 0.68, False, 1, False, False),
-    'hambox_r50_lfpn_dms_640.yml': ('DMSAssigner', 0.68, False, 1, False, False),
-    'hambox_r50_lfpn_dms_r050_640.yml': ('DMSAssigner', 0.5, False, 1, False, False),
-    'hambox_r50_lfpn_nams_640.yml': ('NAMSAssigner', 0.68, False, 1, False, False),
-    'hambox_r50_lfpn_oam_640.yml': ('HAMBoxAssigner', 0.68, False, 1, False, False),
-    'hambox_r50_lfpn_oam_ral_640.yml': ('HAMBoxAssigner', 0.68, True, 1, False, False),
-    'hambox_r50_lfpn_dh_640.yml': ('HAMBoxAssigner', 0.68, True, 4, False, False),
-    'hambox_r50_lfpn_dh_ssh_640.yml': ('HAMBoxAssigner', 0.68, True, 4, True, False),
-    FULL: ('HAMBoxAssigner', 0.68, True, 4, True, True),
-}
 
 
 def tiny_batch(size=64):
