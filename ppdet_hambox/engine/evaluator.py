@@ -24,7 +24,7 @@ import numpy as np
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.engine.prediction_folder import PredictionFolder
+from ppdet_hambox.engine.prediction_folder import PredictionFolder, visible_walk
 from ppdet_hambox.engine.predictor import Predictor
 from ppdet_hambox.engine.test_time import PROTOCOLS
 from ppdet_hambox.metrics import widerface
@@ -327,11 +327,10 @@ def zip_predictions(pred_dir, zip_path):
     benchmark server; returns the archive's path."""
     zip_path = zip_path if zip_path.endswith('.zip') else zip_path + '.zip'
     with zipfile.ZipFile(zip_path, 'w', zipfile.ZIP_DEFLATED) as archive:
-        for root, folders, names in os.walk(pred_dir):
-            folders[:] = sorted(f for f in folders if not f.startswith('.'))
+        for root, _, names in visible_walk(pred_dir):
             rel_root = os.path.relpath(root, pred_dir)
             if rel_root != '.':
                 archive.write(root, rel_root)
-            for name in sorted(n for n in names if not n.startswith('.')):
+            for name in names:
                 archive.write(os.path.join(root, name), os.path.normpath(os.path.join(rel_root, name)))
     return zip_path

@@ -10,7 +10,7 @@ import os
 
 from ppdet_hambox.core.errors import UserError
 
-__all__ = ['PredictionFolder', 'check_prediction_folder', 'MANIFEST_NAME']
+__all__ = ['PredictionFolder', 'check_prediction_folder', 'visible_walk', 'MANIFEST_NAME']
 
 MANIFEST_NAME = '.ppdet_hambox_files'
 EXAMPLES = 3
@@ -75,15 +75,18 @@ def check_prediction_folder(path, flag='--output_eval'):
     return ours
 
 
-def _files(path):
-    """Every file below ``path`` but hidden ones (the manifest, ``.DS_Store``, a
-    ``.git`` folder): those are neither predictions nor removed, as the metric
-    passes over them too."""
-    found = []
+def visible_walk(path):
+    """``os.walk(path)`` in sorted order without hidden folders and files (the
+    manifest, ``.DS_Store``, a ``.git`` folder): those are not predictions, so
+    they are neither refused, removed nor zipped, as the metric passes over
+    them too."""
     for root, folders, names in os.walk(path):
-        folders[:] = [f for f in folders if not f.startswith('.')]
-        found += [os.path.relpath(os.path.join(root, n), path) for n in names if not n.startswith('.')]
-    return found
+        folders[:] = sorted(f for f in folders if not f.startswith('.'))
+        yield root, folders, sorted(n for n in names if not n.startswith('.'))
+
+
+def _files(path):
+    return [os.path.relpath(os.path.join(root, n), path) for root, _, names in visible_walk(path) for n in names]
 
 
 def _listed(path):

@@ -3,9 +3,10 @@
 ``die_with_parent`` asks the Linux kernel (``prctl(PR_SET_PDEATHSIG)``) to
 kill the calling process when its parent dies, however the parent dies
 (``kill -9``, the OOM killer, a preemption). ``guarded(command)`` wraps a
-``python SCRIPT ...`` or ``python -m MODULE ...`` command line so that the child makes that call itself,
-before running the script: no ``preexec_fn``, which is unsafe in a
-multi-threaded parent such as one running Paddle. Elsewhere (macOS, Windows)
+``python SCRIPT ...`` or ``python -m MODULE ...`` command line so that the
+child makes that call itself before running the script or module: no
+``preexec_fn``, which is unsafe in a multi-threaded parent such as one
+running Paddle. Elsewhere (macOS, Windows)
 there is no such call and a child may outlive its parent.
 
     python -m ppdet_hambox.utils.process PARENT_PID (SCRIPT | -m MODULE) [ARGS...]

@@ -226,8 +226,7 @@ def generate(out_dir, seed=0, num_train=240, num_val=60, size=None):
     write_ground_truth(gt_dir, splits['val'], header=header)
     summary, details = summarise(splits)
     record = {'generator': 'ppdet_hambox.data.source.demo', 'version': VERSION, 'seed': seed,
-              'num_train': num_train,
-              'num_val': num_val, 'size': list(size) if size else None,
+              'num_train': num_train, 'num_val': num_val, 'size': list(size) if size else None,
               'summary': summary, 'details': details}
     (out_dir / MARKER).write_text(json.dumps(record, indent=1) + '\n', encoding='ascii')
     return dict(summary, **details)
