@@ -146,3 +146,20 @@ def test_scripts_exit_2_with_one_line_and_no_traceback(command, tmp_path):
     assert 'Traceback' not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
     assert len(errors) == 1 and 'missing_' in errors[0]
+
+
+TOOL_SCRIPTS = sorted(REPO_ROOT.glob('tools/*.py')) + sorted(REPO_ROOT.glob('deploy/python/*.py'))
+
+
+@pytest.mark.parametrize('script', TOOL_SCRIPTS, ids=lambda p: '/'.join(p.parts[-2:]))
+def test_every_tool_prints_its_help(capsys, script):
+    """``-h`` prints the usage and exits 0 (a '%' in a help string once made
+    argparse raise a TypeError here for every tool built on base_parser)."""
+    spec = importlib.util.spec_from_file_location('help_' + script.stem, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as stop:
+        module.main(['-h'])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith('usage: ') and '-h, --help' in out

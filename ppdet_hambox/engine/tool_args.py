@@ -19,8 +19,9 @@ def base_parser(description):
     parser.add_argument('-o', '--opt', nargs='*', default=[],
                         help='config overrides, e.g. -o weights=output/model_final.pdparams')
     parser.add_argument('--allow_partial_weights', action='store_true',
-                        help='load weights even when more than {:.0%} of the model\'s tensors are missing '
-                             'from the file or shape-mismatched (an error otherwise)'.format(MAX_UNFIT_FRACTION))
+                        help='load weights even when more than {:.0f}%% of the model\'s tensors are missing '
+                             'from the file or shape-mismatched (an error otherwise)'.format(
+                                 100 * MAX_UNFIT_FRACTION))
     return parser
 
 
