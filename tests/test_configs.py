@@ -97,6 +97,7 @@ def test_demo_config_builds_the_small_cpu_model():
     model, out = _one_step(cfg)
     assert model.backbone.depth == 18 and model.backbone.out_channels == [16, 32, 64, 128]
     assert model.neck.out_channels == 32
-    assert model.neck.smooth is not None and model.neck.norms is None
+    assert model.neck.smooth is None and model.neck.norms is not None  # the paper configs' LFPN
+    assert (cfg.LFPN.upsample, cfg.use_ema, cfg.ema_decay) == ('bilinear', True, 0.99)
     assert type(model.assigner).__name__ == 'HAMBoxAssigner' and model.loss.use_ral
     assert cfg.TrainDataset.dataset_dir == 'dataset/demo'

@@ -36,8 +36,9 @@ TrainReader:
   num_workers: 0
 ResNet: {{norm_type: frozen_bn}}
 clip_grad_norm: 1.0
+use_ema: false      # compare the raw updates
 LearningRate:
-  base_lr: 0.05
+  base_lr: 0.01
   reference_batch: 4
   schedulers: [{{LinearWarmup: {{steps: 1, start_factor: 0.5}}}}]
 max_iters: {steps}
