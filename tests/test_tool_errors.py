@@ -12,12 +12,15 @@ from hambox_eval_helpers import DEMO_CONFIG, DEPLOY_INFER, REPO_ROOT, demo_datas
 from ppdet_hambox.core.errors import EXIT_USER_ERROR, run_tool
 
 
-def load_tool(name):
-    path = REPO_ROOT / 'tools' / (name + '.py') if name != 'deploy' else DEPLOY_INFER
-    spec = importlib.util.spec_from_file_location('tool_' + name, path)
+def load_script(path):
+    spec = importlib.util.spec_from_file_location('tool_' + path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(name):
+    return load_script(REPO_ROOT / 'tools' / (name + '.py') if name != 'deploy' else DEPLOY_INFER)
 
 
 def fails(capsys, name, argv):
@@ -155,11 +158,8 @@ TOOL_SCRIPTS = sorted(REPO_ROOT.glob('tools/*.py')) + sorted(REPO_ROOT.glob('dep
 def test_every_tool_prints_its_help(capsys, script):
     """``-h`` prints the usage and exits 0 (a '%' in a help string once made
     argparse raise a TypeError here for every tool built on base_parser)."""
-    spec = importlib.util.spec_from_file_location('help_' + script.stem, script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with pytest.raises(SystemExit) as stop:
-        module.main(['-h'])
+        load_script(script).main(['-h'])
     assert stop.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith('usage: ') and '-h, --help' in out
