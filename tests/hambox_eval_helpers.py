@@ -62,7 +62,7 @@ def val_images():
 def calibration_batch(model, cfg, size=256):
     """The demo val images, resized to ``size`` x ``size`` and normalised as
     the config does, in one batch."""
-    from ppdet_hambox.engine.predictor import Predictor
+    from ppdet_hambox.evaluation.predictor import Predictor
     predictor = Predictor(model, cfg, 'vga')
     images = []
     for path in val_images():
@@ -114,7 +114,7 @@ def tiny_model():
 
 @functools.lru_cache(maxsize=None)
 def exported_model_dir():
-    from ppdet_hambox.engine.export import export_model
+    from ppdet_hambox.export.exporter import export_model
     out = workdir() / 'export'
     export_model(tiny_model(), demo_cfg(), str(out), protocol='vga')
     return out

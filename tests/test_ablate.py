@@ -7,7 +7,7 @@ import paddle
 import pytest
 import yaml
 
-from ppdet_hambox.analysis.ablation import ROWS, budget_overrides, format_table, row_overrides
+from ppdet_hambox.jobs.ablation import ROWS, budget_overrides, format_table, row_overrides
 
 
 def test_row_overrides_follow_the_paper_rows():

@@ -14,8 +14,8 @@ import pytest
 from hambox_eval_helpers import DEMO_CONFIG, demo_cfg, demo_dataset, exported_model_dir, tiny_model, val_images
 from ppdet_hambox.core.errors import ConfigError, UserError, run_tool
 from ppdet_hambox.core.workspace import load_config
-from ppdet_hambox.engine import evaluator
-from ppdet_hambox.engine.prediction_folder import MANIFEST_NAME, PredictionFolder
+from ppdet_hambox.evaluation import evaluator
+from ppdet_hambox.evaluation.prediction_folder import MANIFEST_NAME, PredictionFolder
 from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.checkpoint import list_checkpoints
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, WeightsError, load_weights
@@ -208,7 +208,7 @@ def test_an_evaluation_folder_of_other_files_fails_before_the_first_iteration(to
 
 
 def test_train_then_evaluate_checks_its_prediction_folder_before_training(toy_config, tmp_path):
-    from ppdet_hambox.engine.train_eval import train_then_evaluate
+    from ppdet_hambox.jobs.train_eval import train_then_evaluate
     stray = tmp_path / 'pred' / 'notes.txt'
     stray.parent.mkdir()
     stray.write_text('mine')

@@ -12,7 +12,7 @@ from ppdet_hambox.core.errors import run_tool
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.data.source import demo
 from ppdet_hambox.data.source.widerface import read_wider_annotation
-from ppdet_hambox.engine.train_benchmark import STAGES, run_benchmark
+from ppdet_hambox.analysis.train_benchmark import STAGES, run_benchmark
 from ppdet_hambox.modeling.assigners import HAMBoxAssigner
 
 SLEEP_S = 0.3

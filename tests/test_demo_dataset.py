@@ -303,7 +303,7 @@ def test_default_configuration_has_wider_like_difficulty_shares():
 
 
 def test_dataset_of_another_generator_version_is_regenerated(tmp_path, monkeypatch):
-    from ppdet_hambox.engine import demo_job
+    from ppdet_hambox.jobs import demo as demo_job
     first = demo_job.ensure_dataset(str(tmp_path), 0, **SMALL)
     marker = tmp_path / demo.MARKER
     assert json.loads(marker.read_text())['version'] == demo.VERSION

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from ppdet_hambox.engine.demo_job import image_folders, run_demo
+from ppdet_hambox.jobs.demo import image_folders, run_demo
 
 TINY = {
     'max_iters': 3, 'log_iter': 1, 'snapshot_iter': 3,

@@ -11,7 +11,7 @@ import paddle
 import pytest
 
 from hambox_eval_helpers import DEPLOY_INFER, demo_cfg, exported_model_dir, tiny_model, val_images
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.evaluation.predictor import Predictor
 from test_export import load_deploy
 from test_precision import no_detection_export
 

@@ -14,9 +14,9 @@ import pytest
 from hambox_eval_helpers import DEMO_CONFIG, REPO_ROOT, workdir
 from oracle_eval import FACES, eval_overrides, gt_rows, write_dataset
 from ppdet_hambox.core.workspace import build_component, create, load_config
-from ppdet_hambox.engine.evaluator import read_image, run_evaluation
-from ppdet_hambox.engine.predictor import Predictor
-from ppdet_hambox.engine.test_time import PROTOCOLS, ScalePass
+from ppdet_hambox.evaluation.evaluator import read_image, run_evaluation
+from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.evaluation.protocols import PROTOCOLS, ScalePass
 from ppdet_hambox.metrics import widerface
 
 BOX_TOL = 0.02       # pixels: float32 encode/decode round trip, nothing more
@@ -263,7 +263,7 @@ EXPORT_TOL = 1.5     # pixels: the colour oracle sees resized (interpolated) edg
 @functools.lru_cache(maxsize=None)
 def exported_oracle_dir():
     from oracle_eval import ColourOracle
-    from ppdet_hambox.engine.export import export_model
+    from ppdet_hambox.export.exporter import export_model
     out = workdir() / 'oracle_export'
     export_model(ColourOracle(), oracle_cfg(), str(out), protocol='vga')
     return str(out)
@@ -290,7 +290,7 @@ def test_exported_model_evaluation_returns_the_ground_truth(protocol, tmp_path):
     """Paddle Inference behind the evaluator (``ExportedPredictor``): every
     protocol writes the faces, and scores AP 1. (Multi-scale at smaller
     scales here: each new input shape costs the predictor a set-up.)"""
-    from ppdet_hambox.engine.exported_model import ExportedPredictor
+    from ppdet_hambox.export.exported_model import ExportedPredictor
     cfg = oracle_cfg(TestProtocol={'ms_scales': [0.5, 1.0, 1.5], 'ms_max_pixels': 250000})
     predictor = ExportedPredictor(exported_oracle_dir(), cfg, protocol, cpu_threads=1, enable_mkldnn=False)
     result = run_evaluation(None, cfg, protocol=protocol, output_dir=str(tmp_path), predictor=predictor)

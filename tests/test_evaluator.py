@@ -10,10 +10,10 @@ import pytest
 from hambox_eval_helpers import demo_cfg, tiny_model
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component
-from ppdet_hambox.engine.evaluator import run_evaluation, wider_gt_dir, zip_predictions
-from ppdet_hambox.engine.predictor import Predictor
-from ppdet_hambox.engine import test_time
-from ppdet_hambox.engine.test_time import box_voting, flip_boxes, iou_matrix
+from ppdet_hambox.evaluation.evaluator import run_evaluation, wider_gt_dir, zip_predictions
+from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.evaluation import protocols
+from ppdet_hambox.evaluation.protocols import box_voting, flip_boxes, iou_matrix
 
 
 def reference_voting(dets, iou_threshold, min_count):
@@ -67,7 +67,7 @@ def test_box_voting_matches_greedy_loop():
 
 
 def test_protocol_scales():
-    p = test_time.TestProtocol(vga_size=[640, 480], original_max_side=1600, ms_max_pixels=2800000,
+    p = protocols.TestProtocol(vga_size=[640, 480], original_max_side=1600, ms_max_pixels=2800000,
                      ms_scales=[0.5, 1.0, 1.5, 2.0], ms_flip_scales=[1.0])
     assert p.passes('vga', 768, 1024)[0].scale == pytest.approx(0.625)   # landscape -> 640x480
     assert p.passes('vga', 1024, 768)[0].scale == pytest.approx(0.625)   # portrait -> 480x640

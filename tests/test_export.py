@@ -11,8 +11,8 @@ import yaml
 from hambox_eval_helpers import DEPLOY_INFER, demo_cfg, exported_model_dir, tiny_model, val_images
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import create
-from ppdet_hambox.engine.export import export_model, infer_config
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.export.exporter import export_model, infer_config
+from ppdet_hambox.evaluation.predictor import Predictor
 
 
 def load_deploy():

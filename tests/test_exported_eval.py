@@ -10,8 +10,8 @@ import pytest
 from hambox_eval_helpers import DEMO_CONFIG, REPO_ROOT, demo_cfg, demo_dataset, exported_model_dir, tiny_model, workdir
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import create
-from ppdet_hambox.engine.evaluator import run_evaluation
-from ppdet_hambox.engine.exported_model import ExportedPredictor
+from ppdet_hambox.evaluation.evaluator import run_evaluation
+from ppdet_hambox.export.exported_model import ExportedPredictor
 from test_precision import export_with_cut
 
 SETTINGS = ('easy', 'medium', 'hard')
@@ -33,7 +33,7 @@ def pseudo_ground_truth_cfg(folder, protocol):
     ranked among true ones, so a changed score or box moves it."""
     import cv2
     from ppdet_hambox.core.workspace import build_component
-    from ppdet_hambox.engine.predictor import Predictor
+    from ppdet_hambox.evaluation.predictor import Predictor
     from widerface_testdata import write_ground_truth
     cfg = demo_cfg()
     predictor = Predictor(tiny_model(), cfg, protocol)
@@ -65,7 +65,7 @@ def test_exported_fp32_ap_equals_dygraph(protocol, tmp_path):
 def test_exported_predictor_detections_match_dygraph_boxes():
     import cv2
     from hambox_eval_helpers import val_images
-    from ppdet_hambox.engine.predictor import Predictor
+    from ppdet_hambox.evaluation.predictor import Predictor
     cfg = demo_cfg()
     ours, theirs = ExportedPredictor(str(exported_model_dir()), cfg, 'vga'), Predictor(tiny_model(), cfg, 'vga')
     counts = []
@@ -109,7 +109,7 @@ def test_export_cut_above_a_pass_cut_is_said_once(caplog):
     import cv2
     from hambox_eval_helpers import val_images
     predictor = ExportedPredictor(str(exported_model_dir()), demo_cfg(), 'multiscale')
-    with caplog.at_level('WARNING', logger='ppdet_hambox.engine.exported_model'):
+    with caplog.at_level('WARNING', logger='ppdet_hambox.export.exported_model'):
         for path in val_images()[:2]:
             predictor.detect(cv2.imread(str(path)))
     warnings = [r for r in caplog.records if 'HAMBoxPostProcess.score_threshold' in r.getMessage()]

@@ -8,7 +8,7 @@ import numpy as np
 import paddle
 
 from hambox_eval_helpers import DEMO_CONFIG, REPO_ROOT, demo_cfg, tiny_model, val_images
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.utils.visualize import detections_to_records, draw_detections
 
 GREEN = [0, 255, 0]

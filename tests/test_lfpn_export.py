@@ -8,8 +8,8 @@ import paddle
 from hambox_eval_helpers import (DEPLOY_INFER, SEED, calibration_batch, demo_cfg, set_for_detections,
                                  val_images, workdir)
 from ppdet_hambox.core.workspace import create
-from ppdet_hambox.engine.export import export_model
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.export.exporter import export_model
+from ppdet_hambox.evaluation.predictor import Predictor
 from test_export import load_deploy, run_exported
 
 PYRAMIDBOX_LFPN = {'upsample': 'bilinear', 'smooth': False, 'l2_norm_scales': [10.0, 8.0, 5.0]}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hambox_eval_helpers import demo_cfg, exported_model_dir, tiny_model, val_images
-from ppdet_hambox.engine.export import export_onnx
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.export.exporter import export_onnx
+from ppdet_hambox.evaluation.predictor import Predictor
 from test_export import load_deploy, run_exported
 from test_precision import no_detection_export
 

@@ -12,7 +12,7 @@ import paddle
 import pytest
 
 from hambox_eval_helpers import DEPLOY_INFER, demo_cfg, exported_model_dir, tiny_model, val_images, workdir
-from ppdet_hambox.engine.export import export_model
+from ppdet_hambox.export.exporter import export_model
 from test_export import load_deploy
 
 

@@ -16,10 +16,10 @@ import pytest
 
 from hambox_eval_helpers import DEMO_CONFIG, workdir
 from oracle_eval import eval_overrides, write_dataset
-from ppdet_hambox.analysis import ablation
+from ppdet_hambox.jobs import ablation
 from ppdet_hambox.core.workspace import create
-from ppdet_hambox.engine import demo_job
-from ppdet_hambox.engine.evaluator import run_evaluation
+from ppdet_hambox.jobs import demo as demo_job
+from ppdet_hambox.evaluation.evaluator import run_evaluation
 from ppdet_hambox.metrics import widerface
 
 SHIFT = 0.35    # official and python-port disagree at this shift (checked below)

@@ -7,8 +7,8 @@ import paddle
 import pytest
 
 from hambox_eval_helpers import demo_cfg, tiny_model, val_images
-from ppdet_hambox.engine.predictor import Predictor
-from ppdet_hambox.engine.test_time import TestProtocol
+from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.evaluation.protocols import TestProtocol
 from ppdet_hambox.modeling.post_process import HAMBoxPostProcess
 
 

@@ -71,7 +71,7 @@ def test_eval_tool_errors(capsys, tmp_path, weights, half_weights):
 
 
 def test_partial_weights_are_summarised_not_warned_per_tensor(half_weights, recwarn):
-    from ppdet_hambox.engine.tool_args import build_model
+    from ppdet_hambox.utils.cli import build_model
     from hambox_eval_helpers import demo_cfg
     build_model(demo_cfg(), str(half_weights), allow_partial=True)
     assert not [w for w in recwarn if 'Skip loading' in str(w.message)]

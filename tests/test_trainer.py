@@ -12,7 +12,7 @@ import pytest
 from ppdet_hambox.core.errors import EXIT_USER_ERROR, run_tool
 from ppdet_hambox.core.workspace import load_config, register
 from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.engine import evaluator
+from ppdet_hambox.evaluation import evaluator
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer
 from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
 

@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from ppdet_hambox.core.workspace import (ConfigError, build_component, build_component_list, create,
-                                         import_submodules, load_config, parse_overrides, register,
-                                         registered)
+from ppdet_hambox.components import import_submodules
+from ppdet_hambox.core.workspace import (ConfigError, build_component, build_component_list, create, load_config,
+                                         parse_overrides, register, registered)
 
 
 @register

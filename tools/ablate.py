@@ -6,7 +6,7 @@
 
 Every row trains the same config under the same seed and iteration budget,
 with the row's anchor ratio, matching strategy and loss (see
-``ppdet_hambox.analysis.ablation.ROWS``), then runs the config's evaluation.
+``ppdet_hambox.jobs.ablation.ROWS``), then runs the config's evaluation.
 Numbers on the demo dataset are not WIDER FACE numbers.
 """
 import argparse
@@ -19,10 +19,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import ppdet_hambox.components  # noqa: E402,F401
-from ppdet_hambox.analysis.ablation import ROWS, format_table, run_row  # noqa: E402
+from ppdet_hambox.jobs.ablation import ROWS, format_table, run_row  # noqa: E402
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.engine.demo_job import ensure_dataset  # noqa: E402
+from ppdet_hambox.jobs.demo import ensure_dataset  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml')
 

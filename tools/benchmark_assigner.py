@@ -28,7 +28,7 @@ import paddle  # noqa: E402
 
 from ppdet_hambox.modeling.anchors import AnchorGenerator  # noqa: E402
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
-from ppdet_hambox.engine.memory import PeakMemory  # noqa: E402
+from ppdet_hambox.utils.memory import PeakMemory  # noqa: E402
 from ppdet_hambox.modeling.assigners import HAMBoxAssigner, SMSAssigner  # noqa: E402
 from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES  # noqa: E402
 

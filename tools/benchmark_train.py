@@ -23,7 +23,7 @@ import ppdet_hambox.components  # noqa: E402,F401  (registers the transforms the
 from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE  # noqa: E402
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.engine.train_benchmark import run_benchmark  # noqa: E402
+from ppdet_hambox.analysis.train_benchmark import run_benchmark  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, REPO_ROOT)
 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
-from ppdet_hambox.engine.demo_job import run_demo  # noqa: E402
+from ppdet_hambox.jobs.demo import run_demo  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
 
 

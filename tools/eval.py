@@ -14,10 +14,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
-from ppdet_hambox.engine.evaluator import format_result, run_evaluation, zip_predictions  # noqa: E402
-from ppdet_hambox.engine.exported_model import PRECISIONS, ExportedPredictor  # noqa: E402
-from ppdet_hambox.engine.test_time import PROTOCOLS  # noqa: E402
-from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.evaluation.evaluator import format_result, run_evaluation, zip_predictions  # noqa: E402
+from ppdet_hambox.export.exported_model import PRECISIONS, ExportedPredictor  # noqa: E402
+from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
 
 
 def main(argv=None):

@@ -14,11 +14,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
-from ppdet_hambox.engine.evaluator import protocol_name  # noqa: E402
-from ppdet_hambox.engine.inference import infer_images, list_images  # noqa: E402
-from ppdet_hambox.engine.predictor import Predictor  # noqa: E402
-from ppdet_hambox.engine.test_time import PROTOCOLS  # noqa: E402
-from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.evaluation.evaluator import protocol_name  # noqa: E402
+from ppdet_hambox.evaluation.inference import infer_images, list_images  # noqa: E402
+from ppdet_hambox.evaluation.predictor import Predictor  # noqa: E402
+from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
 
 
 def main(argv=None):

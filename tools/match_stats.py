@@ -19,7 +19,7 @@ from ppdet_hambox.analysis.model_outputs import collect_match_stats  # noqa: E40
 from ppdet_hambox.analysis.plotting import plot_match_stats  # noqa: E402
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import build_component, create  # noqa: E402
-from ppdet_hambox.engine.tool_args import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 DATASET_KEYS = {'val': 'EvalDataset', 'train': 'TrainDataset'}

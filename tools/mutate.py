@@ -1,7 +1,7 @@
 """Mutation check: plant classic bugs in one module, one at a time, and run
 the tests that should catch them.
 
-    python tools/mutate.py ppdet_hambox/engine/test_time.py tests/test_eval_oracle.py \
+    python tools/mutate.py ppdet_hambox/evaluation/protocols.py tests/test_eval_oracle.py \
         [--max-mutants 40] [--budget 600] [--timeout 120] [--lines 100-180,200] [--list]
 
 Each mutant is one edit of the module's syntax tree: a comparison flipped

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.engine.pyramid_stats import format_levels, measure  # noqa: E402
+from ppdet_hambox.analysis.pyramid_stats import format_levels, measure  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
 

@@ -13,8 +13,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
-from ppdet_hambox.engine.quantize import quantize_onnx  # noqa: E402
-from ppdet_hambox.engine.tool_args import base_parser, load_cfg  # noqa: E402
+from ppdet_hambox.export.quantize import quantize_onnx  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, load_cfg  # noqa: E402
 
 
 def main(argv=None):

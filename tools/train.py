@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.engine.tool_args import base_parser  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
 from ppdet_hambox.utils.logger import get_logger  # noqa: E402
 

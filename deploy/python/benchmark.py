@@ -167,7 +167,7 @@ def build_rows(args, cfg, model, model_dir, image):
             continue
         try:
             if precision == 'fp32' and not os.path.isfile(path):
-                from ppdet_hambox.engine.export import export_onnx
+                from ppdet_hambox.export.exporter import export_onnx
                 export_onnx(model_dir)
             detector = OnnxDetector(model_dir, path, args.cpu_threads or os.cpu_count())
         except ImportError as err:
@@ -178,7 +178,7 @@ def build_rows(args, cfg, model, model_dir, image):
     if args.no_dygraph or not wanted(args, 'dygraph', 'fp32'):
         skipped.append(('dygraph', 'fp32', 'not asked for'))
     else:
-        from ppdet_hambox.engine.predictor import Predictor
+        from ppdet_hambox.evaluation.predictor import Predictor
         predictor = Predictor(model, cfg, 'vga')
         calls.append(lambda: predictor.detect(image))
         names.append(('dygraph', 'fp32'))
@@ -206,9 +206,9 @@ def main(argv=None):
     import paddle
     from infer import available_cpus, resolve_device
     from ppdet_hambox.core.workspace import load_config
-    from ppdet_hambox.engine.export import export_model
-    from ppdet_hambox.engine.model_cost import model_cost
-    from ppdet_hambox.engine.tool_args import build_model
+    from ppdet_hambox.export.exporter import export_model
+    from ppdet_hambox.export.model_cost import model_cost
+    from ppdet_hambox.utils.cli import build_model
 
     args.cpu_threads = args.cpu_threads or available_cpus()
     paddle.set_device(resolve_device(args.device))

@@ -1,1 +1,1 @@
-"""Analysis tools reproducing the paper's statistics."""
+"""The paper's statistics (anchor matching, mining) and training profiles."""

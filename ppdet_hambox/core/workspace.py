@@ -5,15 +5,15 @@ Differences from PaddleDetection, on purpose:
 - unknown keys, unknown component names and wrongly typed values are
   rejected with the config file, the key path and the closest valid names;
 - ``_BASE_`` paths are resolved relative to the file that names them;
-- a package registers its components by importing its submodules, so a new
-  component is one new file.
+- the modules that define components are listed in ``ppdet_hambox.components``
+  and imported on first use; a new component in a listed package is one new
+  file.
 """
 import copy
 import difflib
 import importlib
 import inspect
 import os
-import pkgutil
 
 import yaml
 
@@ -21,8 +21,7 @@ from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.schema import GLOBAL_KEYS
 
 __all__ = [
-    'register', 'serializable', 'create', 'load_config', 'merge_config',
-    'parse_overrides', 'global_config', 'import_submodules', 'AttrDict',
+    'register', 'create', 'load_config', 'parse_overrides', 'AttrDict',
     'registered', 'ConfigError', 'build_component', 'build_component_list',
 ]
 
@@ -78,20 +77,9 @@ def register(cls):
     return cls
 
 
-serializable = register
-
-
 def registered():
     """Names of all registered components."""
     return sorted(_REGISTRY)
-
-
-def import_submodules(package_name):
-    """Import every module below a package, recursively, so its components register."""
-    package = importlib.import_module(package_name)
-    for info in pkgutil.walk_packages(package.__path__, prefix=package_name + '.'):
-        if not info.name.rsplit('.', 1)[-1].startswith('_'):
-            importlib.import_module(info.name)
 
 
 def _ensure_components_loaded():
@@ -189,19 +177,6 @@ def load_config(path, overrides=None, validate=True):
         validate_config(cfg)
     _GLOBAL_CONFIG.clear()
     _GLOBAL_CONFIG.update(cfg)
-    return _GLOBAL_CONFIG
-
-
-def merge_config(update, cfg=None):
-    """Deep-merge ``update`` into ``cfg`` (the global config by default)."""
-    target = _GLOBAL_CONFIG if cfg is None else cfg
-    merged = _to_attrdict(_deep_merge(dict(target), update))
-    target.clear()
-    target.update(merged)
-    return target
-
-
-def global_config():
     return _GLOBAL_CONFIG
 
 

@@ -1,1 +1,2 @@
-"""Training engine: trainer, callbacks, checkpoints, export."""
+"""The training loop and its parts: trainer, callbacks, EMA, distributed
+environment, interruption, optimizer."""

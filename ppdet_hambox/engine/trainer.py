@@ -27,7 +27,7 @@ from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
 from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
-from ppdet_hambox.engine.prediction_folder import check_prediction_folder
+from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum,
                                      init_distributed, set_random_seed)
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
@@ -237,7 +237,7 @@ class Trainer:
     # ---------------------------------------------------------- evaluation
     def evaluate(self, output_dir=None, protocol=None):
         """``run_evaluation`` on ``EvalDataset`` with the weights of ``eval_weights``."""
-        from ppdet_hambox.engine.evaluator import run_evaluation
+        from ppdet_hambox.evaluation.evaluator import run_evaluation
         model = self.raw_model
         was_training = model.training
         context = self.ema.applied(model) if self.ema is not None else contextlib.nullcontext()
@@ -252,7 +252,7 @@ class Trainer:
 
     def check_evaluation(self):
         """What ``--eval`` will need at the first snapshot, checked now (a ``UserError``)."""
-        from ppdet_hambox.engine.evaluator import SCORES, check_evaluation
+        from ppdet_hambox.evaluation.evaluator import SCORES, check_evaluation
         if not self.cfg.get('EvalDataset'):
             raise ConfigError('{}: --eval needs an EvalDataset section'.format(
                 self.cfg.get('__source__', '<config>')))

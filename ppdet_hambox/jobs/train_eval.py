@@ -3,8 +3,8 @@ core of the demo job and the ablation."""
 import os
 import time
 
-from ppdet_hambox.engine.evaluator import run_evaluation
-from ppdet_hambox.engine.prediction_folder import check_prediction_folder
+from ppdet_hambox.evaluation.evaluator import run_evaluation
+from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.weights import load_weights
 

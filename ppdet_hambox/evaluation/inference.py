@@ -11,7 +11,7 @@ import cv2
 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.engine.evaluator import SkipLog, read_image
+from ppdet_hambox.evaluation.evaluator import SkipLog, read_image
 from ppdet_hambox.utils.visualize import detections_to_records, draw_detections
 
 __all__ = ['list_images', 'infer_images', 'IMAGE_EXTENSIONS']

@@ -1,10 +1,10 @@
 """Dygraph inference: a model in eval mode applied to BGR images under one of
-the test protocols (``test_time``), with the config's own pre-processing."""
+the test protocols (``protocols``), with the config's own pre-processing."""
 import numpy as np
 import paddle
 
 from ppdet_hambox.core.workspace import build_component_list, create
-from ppdet_hambox.engine.test_time import PROTOCOLS, filter_face_size, flip_boxes, scale_image
+from ppdet_hambox.evaluation.protocols import PROTOCOLS, filter_face_size, flip_boxes, scale_image
 
 __all__ = ['Predictor', 'preprocess_steps', 'batch_steps', 'DEFAULT_PROTOCOL']
 

@@ -20,7 +20,7 @@ import yaml
 
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import create
-from ppdet_hambox.engine.predictor import DEFAULT_PROTOCOL, batch_steps, preprocess_steps
+from ppdet_hambox.evaluation.predictor import DEFAULT_PROTOCOL, batch_steps, preprocess_steps
 
 __all__ = ['export_model', 'export_onnx', 'infer_config', 'preprocess_config', 'SINGLE_SCALE_PROTOCOLS',
            'MODEL_FILES', 'ONNX_OPSET']

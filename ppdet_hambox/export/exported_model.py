@@ -17,8 +17,8 @@ import numpy as np
 import yaml
 
 from ppdet_hambox.core.errors import UserError
-from ppdet_hambox.engine.export import INFER_CFG, MODEL_FILES
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.export.exporter import INFER_CFG, MODEL_FILES
+from ppdet_hambox.evaluation.predictor import Predictor
 
 __all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'PRECISIONS', 'MKLDNN_CACHE_CAPACITY']
 

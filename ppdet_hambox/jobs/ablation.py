@@ -13,7 +13,7 @@ import os
 
 from ppdet_hambox.analysis.mining_log import MiningLogError, read_mining_log
 from ppdet_hambox.core.workspace import load_config
-from ppdet_hambox.engine.train_eval import train_then_evaluate
+from ppdet_hambox.jobs.train_eval import train_then_evaluate
 
 __all__ = ['ROWS', 'row_overrides', 'budget_overrides', 'run_row', 'format_table', 'PAPER']
 

@@ -14,9 +14,9 @@ import yaml
 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import build_component
-from ppdet_hambox.engine.evaluator import read_image
-from ppdet_hambox.engine.export import INFER_CFG, ONNX_FILE
-from ppdet_hambox.engine.predictor import Predictor
+from ppdet_hambox.evaluation.evaluator import read_image
+from ppdet_hambox.export.exporter import INFER_CFG, ONNX_FILE
+from ppdet_hambox.evaluation.predictor import Predictor
 
 __all__ = ['calibration_feeds', 'quantize_onnx']
 

@@ -35,7 +35,7 @@ from ppdet_hambox.core.workspace import create
 from ppdet_hambox.data.source.widerface import WIDERFaceDataset, read_wider_annotation
 from ppdet_hambox.data.transform.decode import Decode
 from ppdet_hambox.engine.ema import ModelEMA
-from ppdet_hambox.engine.memory import PeakMemory, on_accelerator, synchronize
+from ppdet_hambox.utils.memory import PeakMemory, on_accelerator, synchronize
 
 __all__ = ['STAGES', 'crowded_images', 'StageTimer', 'run_benchmark']
 

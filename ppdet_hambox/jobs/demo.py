@@ -18,8 +18,8 @@ import time
 
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.data.source import demo as demo_source
-from ppdet_hambox.engine.export import export_model
-from ppdet_hambox.engine.train_eval import train_then_evaluate
+from ppdet_hambox.export.exporter import export_model
+from ppdet_hambox.jobs.train_eval import train_then_evaluate
 from ppdet_hambox.utils.process import guarded
 
 logger = logging.getLogger(__name__)

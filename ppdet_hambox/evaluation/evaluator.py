@@ -24,9 +24,9 @@ import numpy as np
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import build_component, create
 from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.engine.prediction_folder import PredictionFolder, visible_walk
-from ppdet_hambox.engine.predictor import Predictor
-from ppdet_hambox.engine.test_time import PROTOCOLS
+from ppdet_hambox.evaluation.prediction_folder import PredictionFolder, visible_walk
+from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.evaluation.protocols import PROTOCOLS
 from ppdet_hambox.metrics import widerface
 
 __all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_dataset', 'wider_gt_dir', 'zip_predictions',
