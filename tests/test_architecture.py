@@ -20,6 +20,7 @@ def tiny_cfg(use_pa=False, **sections):
         'ResNet': {'depth': 18, 'width_mult': 0.125},
         'LFPN': {'in_channels': [8, 16, 32, 64], 'out_channels': 16},
         'HAMBoxHead': {'in_channels': 16, 'feat_channels': 16, 'use_pa': use_pa},
+        'PyramidAnchorLoss': {'assigner': 'SMSAssigner'},
     }
     for name, section in sections.items():
         cfg[name] = dict(cfg.get(name, {}), **section)
@@ -44,10 +45,11 @@ def make_batch(batch=2, size=SIZE, seed=0):
 def test_training_step_returns_losses_and_gradients(use_pa):
     model = create('HAMBox', tiny_cfg(use_pa=use_pa))
     model.train()
-    out = model(make_batch())
-    expected = {'loss', 'loss_cls', 'loss_box', 'num_pos', 'num_com', 'com_iou'} | ({'loss_pa'} if use_pa else set())
-    assert set(out) == expected
-    assert np.isfinite(out['loss'].item()) and out['num_pos'].item() > 0
+    out, stats = model(make_batch())
+    assert set(out) == {'loss', 'loss_cls', 'loss_box'} | ({'loss_pa'} if use_pa else set())
+    assert set(stats) == {'num_pos', 'num_compensated', 'compensated_iou', 'num_ignored'}
+    assert np.isfinite(out['loss'].item()) and stats['num_pos'][0].item() > 0
+    assert stats['num_pos'][1].item() == 2  # per image: the count is the batch
     terms = out['loss_cls'] + out['loss_box'] + (out['loss_pa'] if use_pa else 0.0)
     np.testing.assert_allclose(out['loss'].item(), terms.item(), rtol=1e-5)
     out['loss'].backward()
@@ -82,13 +84,49 @@ def test_assigner_sees_detached_decoded_boxes():
     np.testing.assert_allclose(pred_boxes.numpy(), want.numpy(), rtol=1e-4, atol=1e-3)
 
 
+class RecordingCoder:
+    """The model's coder, noting which of its methods were called."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def encode(self, anchors, boxes):
+        self.calls.append('encode')
+        return self.inner.encode(anchors, boxes)
+
+    def decode(self, anchors, deltas):
+        self.calls.append('decode')
+        return self.inner.decode(anchors, deltas)
+
+
+@pytest.mark.parametrize('use_pa', [False, True])
+def test_one_box_coder_decodes_and_encodes_every_target(use_pa):
+    """The architecture's coder is the only one: the losses encode their
+    targets with it, so weights set on HAMBox.box_coder reach the loss."""
+    cfg = tiny_cfg(use_pa=use_pa, HAMBox={'box_coder': {'name': 'BoxCoder', 'weights': [1., 1., 1., 1.]}})
+    paddle.seed(0)
+    model = create('HAMBox', cfg)
+    assert model.box_coder.weights == [1., 1., 1., 1.]
+    assert not hasattr(model.loss, 'coder') and not hasattr(model.pa_loss or model.loss, 'coder')
+    model.box_coder = RecordingCoder(model.box_coder)
+    model.train()
+    batch = make_batch()
+    losses, _ = model(batch)
+    # decode for mining, encode for the main loss (and once per PA branch)
+    assert model.box_coder.calls == ['decode', 'encode'] + ['encode'] * (2 if use_pa else 0)
+    # the same head with the default weights [10, 10, 5, 5] gives another box loss
+    model.box_coder = create('BoxCoder', {})
+    default, _ = model(batch)
+    assert abs(default['loss_box'].item() - losses['loss_box'].item()) > 1e-3
+
+
 def test_no_faces_in_batch_gives_finite_loss():
     model = create('HAMBox', tiny_cfg(use_pa=True))
     model.train()
     batch = make_batch()
     batch['gt_mask'] = paddle.zeros_like(batch['gt_mask'])
-    out = model(batch)
-    assert np.isfinite(out['loss'].item()) and out['num_pos'].item() == 0
+    out, stats = model(batch)
+    assert np.isfinite(out['loss'].item()) and stats['num_pos'][0].item() == 0
 
 
 def _eval_model(seed=0, **head):

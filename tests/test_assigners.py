@@ -70,7 +70,7 @@ def test_hambox_batched_equals_reference(params):
             gt_mask[b, slot] = 1
             slots.append(slot)
         pred = np.stack([p for _, p, _ in images])
-        out = {k: v.numpy() for k, v in assigner(anchors, pred, gt_bbox, gt_mask).items()}
+        out = {k: v.numpy() for k, v in assigner(anchors, pred, gt_bbox, gt_mask).tensors().items()}
         for b, (_, p, faces) in enumerate(images):
             ref = hambox_ref(anchors, p, faces, **params)
             ref['gt_index'] = np.append(slots[b], -1)[ref['gt_index']]  # -1 stays -1
@@ -112,11 +112,11 @@ def test_hambox_deep_conflict_chain_needs_many_rounds():
     pred[::2] = pred[1::2]  # pairs of exactly equal IoU: the lower index ranks first
     assigner = HAMBoxAssigner(K=3, T=0.5)
     out = assigner(anchors, pred[None], faces[None], np.ones((1, 8), 'float32'))
-    got = {k: v.numpy()[0] for k, v in out.items()}
+    got = {k: v.numpy()[0] for k, v in out.tensors().items()}
     assert_same(got, hambox_ref(anchors, pred, faces, K=3, T=0.5), 'chain')
     np.testing.assert_array_equal(got['gt_index'][:24], np.repeat(np.arange(8), 3))
     assert np.all(got['labels'][:24] == 2)
-    assert assigner.stats['rounds'] >= 8
+    assert out.rounds >= 8
 
 
 def test_hambox_hand_case():
@@ -147,7 +147,7 @@ def test_hambox_no_faces_and_faces_without_candidates():
     np.testing.assert_array_equal(out['labels'], [0, 0])
     # a batch whose faces are all padding
     out = HAMBoxAssigner()(anchors, anchors[None], np.ones((1, 2, 4), 'float32') * 5, np.zeros((1, 2)))
-    assert out['labels'].numpy().tolist() == [[0, 0]] and out['quality'].numpy().max() == 0
+    assert out.labels.numpy().tolist() == [[0, 0]] and out.quality.numpy().max() == 0
 
 
 @pytest.mark.parametrize('name,fast,ref', [('sms', sms_assign, sms_ref), ('dms', dms_assign, dms_ref),
@@ -216,7 +216,7 @@ def test_assigners_carry_no_gradient():
     deltas.stop_gradient = False
     pred = coder.decode(anchors, deltas)  # not detached on purpose
     out = HAMBoxAssigner(T=0.1)(anchors, pred, paddle.to_tensor([[[4., 4., 14., 14.]]]), paddle.ones([1, 1]))
-    assert all(v.stop_gradient for v in out.values())
+    assert all(v.stop_gradient for v in out.tensors().values())
 
 
 def test_registry_and_config_errors():
@@ -237,15 +237,22 @@ def test_registry_and_config_errors():
         SMSAssigner()(np.zeros((2, 4)), None, np.zeros((1, 4)), np.ones((1, 1)))
 
 
-def test_compensated_mask_marks_second_step_anchors_of_every_strategy():
-    """DMS / NAMS label their second-step anchors 1 and HAMBox labels 2; the
-    ``compensated`` mask marks both kinds, and nothing for SMS."""
-    from ppdet_hambox.modeling.assigners import dms_assign, hambox_assign, sms_assign
+def test_second_step_and_compensated_anchors_are_told_apart():
+    """DMS / NAMS label their second-step anchors 1 and mark them in
+    ``second_step``; HAMBox labels its compensated anchors 2; SMS and HAMBox
+    have no second-step mask."""
+    from ppdet_hambox.modeling.assigners import DMSAssigner, NAMSAssigner
     anchors = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], dtype='float32')
     faces = np.array([[0, 0, 10, 10], [19, 0, 23, 4]], dtype='float32')   # face 1: IoU 12/104 with anchor 1
-    assert not sms_assign(anchors, faces)['compensated'].any()
+    assert 'second_step' not in sms_assign(anchors, faces)
     dms = dms_assign(anchors, faces)
-    assert dms['labels'].tolist() == [1, 1, 0] and dms['compensated'].tolist() == [False, True, False]
+    assert dms['labels'].tolist() == [1, 1, 0] and dms['second_step'].tolist() == [False, True, False]
+    batched = DMSAssigner()(anchors, None, faces[None], np.ones((1, 2), 'float32'))
+    assert batched.step_one.numpy().tolist() == [[True, False, False]]
+    assert not batched.compensated.numpy().any() and batched.positive.numpy().tolist() == [[True, True, False]]
+    assert 'second_step' in nams_assign(anchors, faces) and NAMSAssigner.has_second_step
     decoded = np.array([[0, 0, 10, 10], [19, 0, 23, 4], [60, 0, 70, 10]], dtype='float32')
-    mined = hambox_assign(anchors, decoded, faces, K=1, T=0.8)
-    assert mined['labels'].tolist() == [1, 2, 0] and mined['compensated'].tolist() == [False, True, False]
+    mined = HAMBoxAssigner(K=1, T=0.8)(anchors, decoded[None], faces[None], np.ones((1, 2), 'float32'))
+    assert mined.labels.numpy().tolist() == [[1, 2, 0]] and mined.second_step is None
+    assert mined.compensated.numpy().tolist() == [[False, True, False]]
+    assert mined.step_one.numpy().tolist() == [[True, False, False]]

@@ -17,7 +17,7 @@ from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.evaluation import evaluator
 from ppdet_hambox.evaluation.prediction_folder import MANIFEST_NAME, PredictionFolder
 from ppdet_hambox.engine.trainer import Trainer
-from ppdet_hambox.utils.checkpoint import list_checkpoints
+from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, WeightsError, load_weights
 from test_tool_errors import load_tool
 from test_trainer import run as train_toy
@@ -169,7 +169,7 @@ def toy_config(tmp_path, repo_root):
 
 def _toy_trainer(config, save_dir, overrides):
     cfg = load_config(config, ['save_dir={}'.format(save_dir)] + overrides)
-    return Trainer(cfg, mode='train')
+    return Trainer(cfg)
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -249,9 +249,16 @@ def test_resume_takes_the_best_of_the_evaluation_after_the_checkpoint(toy_config
     from visualdl import LogReader
     reader = LogReader(file_path=str(out / 'vdl' / vdl_files[0]))
     assert [(r.id, round(r.value, 4)) for r in reader.get_data('scalar', 'eval/hard')] == [(3, 0.3), (6, 0.6)]
+    # checkpoint 6 was written before the evaluation at 6 found the best (0.6);
+    # the resumed run must know it, so its evaluation at 9 (0.4) is no new best
+    assert read_checkpoint(str(out / 'iter_0000006.pdckpt'))['extra']['callbacks']['EvalCallback']['best'][
+        'iter'] == 3
     trainer = _toy_trainer(toy_config, tmp_path, ['EvalDataset={name: TtToyFaces}', 'max_iters=9'])
     trainer.resume(str(out / 'iter_0000006.pdckpt'))
-    assert trainer.best == {'metric': 'hard', 'value': 0.6, 'iter': 6}
+    trainer.train(validate=True)
+    best = {'metric': 'hard', 'value': 0.6, 'iter': 6}
+    assert json.loads((out / 'best_model.json').read_text()) == best
+    assert read_checkpoint(str(out / 'iter_0000009.pdckpt'))['extra']['callbacks']['EvalCallback']['best'] == best
 
 
 # ----------------------------------------------------------------------------- 5. weights

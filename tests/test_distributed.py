@@ -13,7 +13,9 @@ import pytest
 
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.data.source import demo
+from ppdet_hambox.engine.env import set_random_seed
 from ppdet_hambox.engine.trainer import Trainer
+from ppdet_hambox.utils.cli import build_model
 
 STEPS = 3
 PER_PROCESS_BATCH = 2
@@ -78,10 +80,11 @@ def runs(tmp_path_factory, repo_root):
     try:
         one = config('one.yml', 2 * PER_PROCESS_BATCH)
         cfg = load_config(one, ['save_dir={}'.format(root / 'one_out')])
-        trainer = Trainer(cfg, mode='train')
+        trainer = Trainer(cfg)
         assert trainer.global_batch == 2 * PER_PROCESS_BATCH
         trainer.train()
-        fresh = Trainer(cfg, mode='eval').raw_model  # same seed: the starting weights
+        set_random_seed(cfg['seed'])
+        fresh = build_model(cfg)  # same seed: the starting weights
         yield {'root': root, 'two': two, 'procs': procs, 'one': final_weights(root / 'one_out', 'one'),
                'init': {k: v.numpy() for k, v in fresh.state_dict().items()},
                'trainable': [k for k, p in fresh.named_parameters() if not p.stop_gradient]}

@@ -63,7 +63,7 @@ def test_tiny_demo_model_learns_its_training_faces(tmp_path, repo_root):
     model.train()
     losses = []
     for _ in range(STEPS):
-        loss = model(batch)['loss']
+        loss = model(batch)[0]['loss']
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()

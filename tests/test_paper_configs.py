@@ -52,7 +52,9 @@ COMMON = {
     'HAMBoxLoss.gamma': 2.0,
     'HAMBoxLoss.smooth_l1_beta': 1.0 / 9.0,
     'HAMBoxLoss.loss_box_weight': 1.0,
-    'HAMBoxLoss.coder': 'BoxCoder',
+    # eq. 1 and 2 as written: the ignore rule on, no cap on the compensated terms
+    'HAMBoxLoss.ral_ignore': True,
+    'HAMBoxLoss.compensated_weight_cap': None,
     # Optimisation (paper 4.1; METHOD 5): synchronised SGD, momentum 0.9,
     # weight decay 5e-5, lr 0.01 for 4 GPUs x 7 images, x0.1 at 110k of 140k.
     'OptimizerBuilder.optimizer.type': 'Momentum',

@@ -88,7 +88,7 @@ def config_file(tmp_path, repo_root):
 
 
 def trainer_for(config_file, save_dir, overrides=()):
-    return Trainer(load_config(config_file, ['save_dir={}'.format(save_dir)] + list(overrides)), mode='train')
+    return Trainer(load_config(config_file, ['save_dir={}'.format(save_dir)] + list(overrides)))
 
 
 def weights(trainer):

@@ -4,6 +4,7 @@ import paddle
 import pytest
 
 from ppdet_hambox.modeling.anchors import AnchorGenerator
+from ppdet_hambox.modeling.assigners import SMSAssigner
 from ppdet_hambox.modeling.box_coder import BoxCoder, bbox_iou
 from ppdet_hambox.modeling.losses.pyramid_anchor_loss import PyramidAnchorLoss, enlarge_boxes
 
@@ -26,8 +27,8 @@ def test_enlarge_about_the_centre():
 @pytest.mark.parametrize('scale,side', [(2.0, 0.68 * 64), (4.0, 0.68 * 128)])
 def test_context_boxes_are_matched_levels_up(scale, side):
     anchors, gt, mask = setup()
-    loss = PyramidAnchorLoss(scales=[scale])
-    labels = loss.assigner(anchors, None, enlarge_boxes(gt, scale), mask)['labels'].numpy()[0]
+    loss = PyramidAnchorLoss(SMSAssigner(), scales=[scale])
+    labels = loss.assigner(anchors, None, enlarge_boxes(gt, scale), mask).labels.numpy()[0]
     sides = (anchors.numpy()[:, 2] - anchors.numpy()[:, 0])[labels == 1]
     assert len(sides) > 0
     np.testing.assert_allclose(sides, side, rtol=1e-5)
@@ -35,7 +36,7 @@ def test_context_boxes_are_matched_levels_up(scale, side):
 
 def test_loss_vanishes_at_the_targets_and_not_elsewhere():
     anchors, gt, mask = setup()
-    loss = PyramidAnchorLoss(scales=[2.0, 4.0])
+    loss = PyramidAnchorLoss(SMSAssigner(), scales=[2.0, 4.0])
     num = anchors.shape[0]
     logits, deltas = [], []
     for scale in loss.scales:
@@ -46,10 +47,10 @@ def test_loss_vanishes_at_the_targets_and_not_elsewhere():
         deltas.append(BoxCoder().encode(anchors, box.expand([num, 4])).numpy())
     aux = {'cls_logits': paddle.to_tensor(np.stack(logits, -1)[None], 'float32'),
            'box_deltas': paddle.to_tensor(np.stack(deltas, 1)[None], 'float32')}
-    assert loss(aux, anchors, gt, mask).item() < 1e-6
+    assert loss(aux, anchors, gt, mask, BoxCoder()).item() < 1e-6
     zeros = {'cls_logits': paddle.zeros([1, num, 2]), 'box_deltas': paddle.zeros([1, num, 2, 4])}
     zeros['cls_logits'].stop_gradient = False
-    value = loss(zeros, anchors, gt, mask)
+    value = loss(zeros, anchors, gt, mask, BoxCoder())
     value.backward()
     assert value.item() > 0.1 and np.abs(zeros['cls_logits'].grad.numpy()).sum() > 0
 
@@ -58,7 +59,7 @@ def test_weight_scales_the_loss():
     anchors, gt, mask = setup()
     num = anchors.shape[0]
     aux = {'cls_logits': paddle.zeros([1, num, 2]), 'box_deltas': paddle.zeros([1, num, 2, 4])}
-    one = PyramidAnchorLoss(weight=1.0)(aux, anchors, gt, mask).item()
-    assert PyramidAnchorLoss(weight=0.5)(aux, anchors, gt, mask).item() == pytest.approx(0.5 * one, rel=1e-6)
+    one = PyramidAnchorLoss(SMSAssigner(), weight=1.0)(aux, anchors, gt, mask, BoxCoder()).item()
+    assert PyramidAnchorLoss(SMSAssigner(), weight=0.5)(aux, anchors, gt, mask, BoxCoder()).item() == pytest.approx(0.5 * one, rel=1e-6)
     with pytest.raises(ValueError, match='scales'):
-        PyramidAnchorLoss(scales=[2.0, -1.0])
+        PyramidAnchorLoss(SMSAssigner(), scales=[2.0, -1.0])

@@ -13,8 +13,10 @@ from ppdet_hambox.core.errors import EXIT_USER_ERROR, run_tool
 from ppdet_hambox.core.workspace import load_config, register
 from ppdet_hambox.data.image_io import ImageReadError
 from ppdet_hambox.evaluation import evaluator
+from ppdet_hambox.engine.env import set_random_seed
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer
 from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
+from ppdet_hambox.utils.cli import build_model
 
 
 @register
@@ -54,8 +56,10 @@ class TtNoise:
 
 @register
 class TtToyDetector(nn.Layer):
-    """Conv + linear box regressor with the loss dict of CONTRACTS.md.
-    ``nan_at``: the forward call (1-based) whose loss is NaN."""
+    """Conv + linear box regressor returning ``(losses, stats)`` as in
+    CONTRACTS.md. ``nan_at``: the forward call (1-based) whose loss is NaN.
+    Its ``toy_iou`` statistic is the mean of 0.9 over 2 items in odd calls
+    and 0.6 over 1 item in even calls."""
 
     def __init__(self, nan_at=0):
         super().__init__()
@@ -74,8 +78,10 @@ class TtToyDetector(nn.Layer):
         loss = loss_box + loss_cls
         if self.calls == self.nan_at:
             loss = loss * float('nan')
-        return {'loss': loss, 'loss_cls': loss_cls, 'loss_box': loss_box,
-                'num_com': paddle.to_tensor(0.5), 'com_iou': paddle.to_tensor(0.75)}
+        odd = self.calls % 2 == 1
+        stats = {'num_things': (paddle.to_tensor(1.0), paddle.to_tensor(2.0)),
+                 'toy_iou': (paddle.to_tensor(1.8 if odd else 0.6), paddle.to_tensor(2.0 if odd else 1.0))}
+        return {'loss': loss, 'loss_cls': loss_cls, 'loss_box': loss_box}, stats
 
 
 CONFIG = """
@@ -106,7 +112,7 @@ def config_file(tmp_path, repo_root):
 
 def run(config_file, save_dir, overrides=(), resume=None, validate=False):
     cfg = load_config(config_file, ['save_dir={}'.format(save_dir)] + list(overrides))
-    trainer = Trainer(cfg, mode='train')
+    trainer = Trainer(cfg)
     if resume:
         trainer.resume(resume)
     trainer.train(validate=validate)
@@ -148,9 +154,12 @@ def test_logs_report_losses_mining_stats_and_skipped_images(config_file, tmp_pat
     records = read_log(os.path.join(out, 'train_log.jsonl'))
     train = [r for r in records if r['type'] == 'train']
     assert [r['iter'] for r in train] == [2, 4, 6, 8]
-    for key in ('loss', 'loss_cls', 'loss_box', 'num_com', 'com_iou', 'lr', 'ips', 'eta_s'):
+    for key in ('loss', 'loss_cls', 'loss_box', 'num_things', 'toy_iou', 'counts', 'lr', 'ips', 'eta_s'):
         assert key in train[0], key
-    assert train[0]['num_com'] == pytest.approx(0.5) and train[0]['com_iou'] == pytest.approx(0.75)
+    # statistics are sums over counts across the window, whatever their names:
+    # (1.8 + 0.6) / (2 + 1), not the mean of the step means (0.9 + 0.6) / 2
+    assert train[0]['toy_iou'] == pytest.approx(0.8) and train[0]['num_things'] == pytest.approx(0.5)
+    assert train[0]['counts'] == {'num_things': 4.0, 'toy_iou': 3.0}
     assert train[0]['lr'] == pytest.approx(0.075)  # warm-up: iteration 1 of 2 from 0.05 to 0.1
     assert train[-1]['eta_s'] == 0
     # 12 images, one corrupt, batch 2: one skipped image per epoch of 6 batches
@@ -237,7 +246,7 @@ def test_eval_keeps_the_best_model(config_file, tmp_path, monkeypatch):
         assert json.load(f) == {'metric': 'hard', 'value': 0.6, 'iter': 6}
     evals = [r for r in read_log(os.path.join(trainer.save_dir, 'train_log.jsonl')) if r['type'] == 'eval']
     assert [(r['iter'], r['hard']) for r in evals] == [(3, 0.3), (6, 0.6), (8, 0.4)]
-    assert read_checkpoint(trainer.save_dir)['extra']['best']['iter'] == 6
+    assert read_checkpoint(trainer.save_dir)['extra']['callbacks']['EvalCallback']['best']['iter'] == 6
 
 
 DEMO_CONFIG = """
@@ -285,27 +294,19 @@ def test_demo_model_resumes_exactly_with_random_augmentation_and_workers(demo_co
     assert resumed.start_iter == 3 and resumed.iteration == 6
     for key, value in state(full).items():
         np.testing.assert_allclose(state(resumed)[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
-    init = Trainer(load_config(demo_config), mode='eval').raw_model.state_dict()
+    cfg = load_config(demo_config)
+    set_random_seed(cfg['seed'])
+    init = build_model(cfg).state_dict()  # same seed: the starting weights
     moved = sum(not np.array_equal(init[k].numpy(), v) for k, v in state(full).items())
     assert moved > len(init) // 2
     records = read_log(os.path.join(full.save_dir, 'train_log.jsonl'))
     train = [r for r in records if r['type'] == 'train']
     assert [r['iter'] for r in train] == [3, 6]
-    assert all(np.isfinite(r['loss']) and 'num_com' in r and 'com_iou' in r for r in train)
+    assert all(np.isfinite(r['loss']) and 'num_compensated' in r and 'compensated_iou' in r
+               and 'num_ignored' in r and 'num_pos' in r for r in train)
     evals = [r for r in records if r['type'] == 'eval']
     assert [r['iter'] for r in evals] == [3, 6] and all(0 <= r['hard'] <= 1 for r in evals)
     with open(os.path.join(full.save_dir, 'best_model.json')) as f:
         best = json.load(f)
     assert best['metric'] == 'hard' and best['value'] == max(r['hard'] for r in evals)
     assert os.path.isfile(os.path.join(full.save_dir, 'best_model.pdparams'))
-
-
-def test_logged_com_iou_is_weighted_by_compensated_anchors():
-    from ppdet_hambox.engine.trainer import _Window
-    window = _Window()
-    window.add({'num_com': 0.0, 'com_iou': 0.0}, 0.1)
-    window.add({'num_com': 2.0, 'com_iou': 0.9}, 0.1)
-    window.add({'num_com': 1.0, 'com_iou': 0.6}, 0.1)
-    means = window.means()
-    assert abs(means['com_iou'] - (0.9 * 2 + 0.6) / 3) < 1e-9
-    assert abs(means['num_com'] - 1.0) < 1e-9

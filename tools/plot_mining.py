@@ -3,10 +3,13 @@
     python tools/plot_mining.py --log output/hambox/train_log.jsonl [--log output/dms/train_log.jsonl]
                                 [--label HAMBox --label DMS] [--smooth 5] --out mining.png [--json F]
 
-Reads ``num_com`` (compensated anchors per image) and ``com_iou`` (mean IoU of
-their decoded boxes with their faces) from each trainer log. ``com_iou`` is
-averaged weighted by ``num_com`` (smoothing and summary), and plotted only
-where there were compensated anchors (gaps elsewhere).
+Reads from each trainer log the mined anchors per image and the mean IoU of
+their decoded boxes with their faces: HAMBox's compensated anchors
+(``num_compensated``, ``compensated_iou``), or for a DMS / NAMS run, whose
+log reports second-step anchors instead, those (``num_second_step``,
+``second_step_iou``). Means over records are weighted by the counts the log
+gives (images, anchors), so they are exact; the IoU is plotted only where
+there were such anchors (gaps elsewhere).
 """
 import argparse
 import json
@@ -15,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ppdet_hambox.analysis.mining_log import (read_mining_log, smooth, weighted_mean,  # noqa: E402
+from ppdet_hambox.analysis.mining_log import (logged_kinds, read_mining_log, summarize,  # noqa: E402
                                               weighted_smooth)
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_mining  # noqa: E402
@@ -34,27 +37,15 @@ def build_parser():
     return parser
 
 
-def summarize(data):
-    """Means over the last quarter of the run (``com_iou`` weighted by
-    ``num_com``, None when nothing was compensated there) and whether
-    anything was ever compensated; ``data`` is the unsmoothed log."""
-    n = len(data['iter'])
-    tail = slice(n - max(1, n // 4), n)
-    return {'records': n, 'last_iter': int(data['iter'][-1]),
-            'ever_compensated': bool((data['num_com'] > 0).any()),
-            'num_com_last_quarter': float(data['num_com'][tail].mean()),
-            'com_iou_last_quarter': weighted_mean(data['com_iou'][tail], data['num_com'][tail]),
-            'com_iou_weighted_mean': weighted_mean(data['com_iou'], data['num_com'])}
-
-
 def format_summary(label, summary):
-    def iou(value):
-        return 'n/a' if value is None else '{:.3f}'.format(value)
-    note = '' if summary['ever_compensated'] else '  (no compensated anchor reported)'
-    return ('{}: {} records to iter {}; last quarter: num_com {:.3f} per image, com_iou {} (weighted by '
-            'compensated anchors); whole run: com_iou {}{}'.format(
-                label, summary['records'], summary['last_iter'], summary['num_com_last_quarter'],
-                iou(summary['com_iou_last_quarter']), iou(summary['com_iou_weighted_mean']), note))
+    def number(value, digits):
+        return 'n/a' if value is None else '{:.{}f}'.format(value, digits)
+    kind = summary['kind'].replace('_', '-')
+    note = '' if summary['ever_mined'] else '  (no {} anchor reported)'.format(kind)
+    return ('{}: {} records to iter {}; last quarter: {} {} anchors per image, decoded IoU {}; '
+            'whole run: decoded IoU {}{}'.format(
+                label, summary['records'], summary['last_iter'], number(summary['num_last_quarter'], 3),
+                kind, number(summary['iou_last_quarter'], 3), number(summary['iou_whole_run'], 3), note))
 
 
 def main(argv=None):
@@ -66,12 +57,13 @@ def main(argv=None):
     labels = args.label or [os.path.basename(os.path.dirname(os.path.abspath(p))) for p in args.log]
     runs, report = [], {}
     for label, path in zip(labels, args.log):
-        data = read_mining_log(path)
-        report[label] = summarize(data)
+        kind = 'second_step' if 'second_step' in logged_kinds(path) else 'compensated'
+        data = read_mining_log(path, kind)
+        report[label] = dict(summarize(data), kind=kind)
         print(format_summary(label, report[label]))
-        curves = {'iter': data['iter'], 'num_com': smooth(data['num_com'], args.smooth),
-                  'com_iou': weighted_smooth(data['com_iou'], data['num_com'], args.smooth)}
-        runs.append((label, curves))
+        curves = {'iter': data['iter'], 'num': weighted_smooth(data['num'], data['images'], args.smooth),
+                  'iou': weighted_smooth(data['iou'], data['anchors'], args.smooth)}
+        runs.append((label if kind == 'compensated' else label + ' (second step)', curves))
     print('wrote', plot_mining(runs, args.out))
     if args.json:
         curves = {label: {k: [None if v != v else v for v in values.tolist()] for k, values in data.items()}

@@ -86,7 +86,7 @@ def initial_weights(cfg, resume):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, flag_overrides(args))
-    trainer = Trainer(cfg, mode='train', fleet=args.fleet)
+    trainer = Trainer(cfg, fleet=args.fleet)
     init = initial_weights(cfg, args.resume)
     if args.resume:
         trainer.resume(args.resume)

@@ -57,21 +57,22 @@ def anchor_stats_title(result):
 
 
 def plot_mining(runs, path):
-    """Paper Fig. 3: compensated anchors per image and their mean decoded IoU vs iteration.
+    """Paper Fig. 3: mined anchors per image and their mean decoded IoU vs iteration.
 
-    runs: list of ``(label, {'iter', 'num_com', 'com_iou'})``. Panel (b) shows
-    ``com_iou`` only where ``num_com > 0`` (and ``com_iou`` is not NaN): a
-    window without compensated anchors has no IoU, so it is a gap, not 0.
+    runs: list of ``(label, {'iter', 'num', 'iou'})`` (HAMBox's compensated
+    anchors, or a DMS / NAMS run's second-step anchors). Panel (b) shows
+    ``iou`` only where ``num > 0`` (and ``iou`` is not NaN): a window without
+    such anchors has no IoU, so it is a gap, not 0.
     """
     fig, (ax_n, ax_q) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, data in runs:
-        line, = ax_n.plot(data['iter'], data['num_com'], lw=1.2, label=label)
-        ax_q.plot(data['iter'], compensated_only(data['num_com'], data['com_iou']), lw=1.2,
+        line, = ax_n.plot(data['iter'], data['num'], lw=1.2, label=label)
+        ax_q.plot(data['iter'], mined_only(data['num'], data['iou']), lw=1.2,
                   marker='.', ms=3, color=line.get_color(), label=label)
-    ax_n.set_ylabel('compensated anchors per image')
-    ax_n.set_title('(a) number of compensated anchors')
-    ax_q.set_ylabel('mean IoU(decoded box, face) of compensated anchors')
-    ax_q.set_title('(b) quality of compensated anchors')
+    ax_n.set_ylabel('compensated (or second-step) anchors per image')
+    ax_n.set_title('(a) number of mined anchors')
+    ax_q.set_ylabel('mean IoU(decoded box, face) of those anchors')
+    ax_q.set_title('(b) quality of mined anchors')
     ax_q.set_ylim(0, 1)
     for ax in (ax_n, ax_q):
         ax.set_xlabel('iteration')
@@ -80,10 +81,10 @@ def plot_mining(runs, path):
     return _save(fig, path)
 
 
-def compensated_only(num_com, com_iou):
-    """``com_iou`` with NaN (a gap in the plot) where nothing was compensated."""
-    com_iou = np.asarray(com_iou, dtype=np.float64)
-    return np.where(np.asarray(num_com, dtype=np.float64) > 0, com_iou, np.nan)
+def mined_only(num, iou):
+    """``iou`` with NaN (a gap in the plot) where nothing was mined."""
+    iou = np.asarray(iou, dtype=np.float64)
+    return np.where(np.asarray(num, dtype=np.float64) > 0, iou, np.nan)
 
 
 def _cdf_line(ax, summary, label, **kwargs):

@@ -41,7 +41,7 @@ def level_stats(model, batch):
                        'max_abs_logit': float(level_logits.abs().max())})
     losses = {}
     if model.training:
-        losses = {k: float(v) for k, v in model(batch).items() if k.startswith('loss')}
+        losses = {k: float(v) for k, v in model(batch)[0].items()}
     return {'levels': levels, 'losses': losses}
 
 
@@ -57,7 +57,7 @@ class _StepLog(Callback):
 def measure(cfg, iters=50, weights=None):
     """Statistics of the first training batch before and after ``iters``
     steps of ``cfg``'s schedule (``cfg`` must log every step: ``log_iter=1``)."""
-    trainer = Trainer(cfg, mode='train')
+    trainer = Trainer(cfg)
     if weights:
         trainer.load_weights(weights)
     model = trainer.raw_model

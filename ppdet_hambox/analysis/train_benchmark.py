@@ -179,7 +179,7 @@ def run_benchmark(cfg, anno, image_dir=None, crowded=4, steps=1, assumed_size=DE
             faces_per_image.extend(counts)
             batch_faces.append(max(counts))
             shapes.add(tuple(int(v) for v in batch['image'].shape[2:]))
-            losses, model_ms = _timed(lambda: model(batch))
+            (losses, _), model_ms = _timed(lambda: model(batch))
             _, backward_ms = _timed(lambda: losses['loss'].backward())
 
             def update():

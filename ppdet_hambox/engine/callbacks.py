@@ -4,11 +4,17 @@ The trainer calls, on the main process only:
 ``on_train_begin(trainer)``, ``on_log(trainer, record)`` every ``log_iter``
 steps, ``on_epoch_end(trainer, epoch, info)``, ``on_eval(trainer, iteration,
 result)``, ``on_snapshot(trainer, iteration)`` every ``snapshot_iter`` steps
-and ``on_train_end(trainer, iteration)``. A ``record`` is a flat dict of
-numbers: ``iter``, ``epoch``, ``lr``, the loss terms (``loss``, ``loss_cls``,
-``loss_box``, ``loss_pa`` when present), ``num_com``, ``com_iou``, ...
-averaged over the steps since the last record and over ranks, plus
-``ips`` (images/s, all ranks) and ``eta_s``.
+and ``on_train_end(trainer, iteration)``. A ``record`` is a dict of numbers:
+``iter``, ``epoch``, ``lr``, the loss terms (``loss``, ``loss_cls``,
+``loss_box``, ``loss_pa`` when present) averaged over the steps since the
+last record and over ranks; the model's statistics (``num_pos``,
+``num_compensated``, ``compensated_iou``, ``num_ignored``, ...), each the
+exact mean over those steps and ranks; ``counts``, a dict of how many items
+each statistic's mean is over (images, or compensated anchors for
+``compensated_iou``), to weight means of means with; ``ips`` (images/s, all
+ranks) and ``eta_s``. A callback with state to keep across a resume returns
+it from ``state_dict`` (saved in the checkpoints) and gets it back through
+``set_state_dict`` before ``on_train_begin``.
 """
 import datetime
 import json
@@ -20,10 +26,17 @@ from ppdet_hambox.utils.logger import get_logger
 
 logger = get_logger('engine')
 
-LOSS_ORDER = ('loss', 'loss_cls', 'loss_box', 'loss_pa', 'num_pos', 'num_com', 'com_iou')
+LOG_ORDER = ('loss', 'loss_cls', 'loss_box', 'loss_pa', 'num_pos', 'num_compensated', 'compensated_iou',
+             'num_second_step', 'second_step_iou', 'num_ignored')
 
 
 class Callback:
+    def state_dict(self):
+        return None
+
+    def set_state_dict(self, state):
+        pass
+
     def on_train_begin(self, trainer):
         pass
 
@@ -51,9 +64,9 @@ def format_record(record, max_iters):
     """One progress line: position, lr, loss terms, mining statistics, speed."""
     parts = ['iter {}/{}'.format(record['iter'], max_iters), 'epoch {}'.format(record['epoch']),
              'lr {:.6f}'.format(record['lr'])]
-    parts += ['{} {:.4f}'.format(k, record[k]) for k in LOSS_ORDER if k in record]
+    parts += ['{} {:.4f}'.format(k, record[k]) for k in LOG_ORDER if k in record]
     parts += ['{} {:.4f}'.format(k, v) for k, v in sorted(record.items())
-              if k.startswith('loss_') and k not in LOSS_ORDER]
+              if k.startswith('loss_') and k not in LOG_ORDER]
     parts.append('{:.2f} img/s'.format(record['ips']))
     parts.append('eta {}'.format(format_eta(record['eta_s'])))
     return '  '.join(parts)
@@ -126,7 +139,7 @@ class VisualDLLogger(Callback):
 
     def on_log(self, trainer, record):
         for key, value in record.items():
-            if key not in ('iter', 'epoch'):
+            if key not in ('iter', 'epoch', 'counts'):
                 self.writer.add_scalar('train/{}'.format(key), value, record['iter'])
 
     def on_epoch_end(self, trainer, epoch, info):
@@ -143,12 +156,30 @@ class VisualDLLogger(Callback):
 
 class EvalCallback(Callback):
     """Evaluate at each snapshot and at the end; keep ``best_model.pdparams``
-    and ``best_model.json`` by ``best_metric`` (``hard`` AP by default). Runs
-    after the checkpoint of the same step, so a failing evaluation loses no
-    training; a resumed run reads the best value back from ``best_model.json``."""
+    and ``best_model.json`` by ``best_metric`` (``hard`` AP by default).
+
+    ``best`` (``{'metric', 'value', 'iter'}`` or None) goes into every
+    checkpoint. The evaluation of a snapshot runs after its checkpoint (a
+    failing evaluation loses no training), so a checkpoint does not know
+    its own evaluation: on a resume, a ``best_model.json`` newer than the
+    checkpoint's best but not past the resumed iteration is that
+    evaluation's record, and is taken."""
 
     def __init__(self, best_metric='hard'):
         self.best_metric = best_metric
+        self.best = None
+
+    def state_dict(self):
+        return {'best': self.best}
+
+    def set_state_dict(self, state):
+        self.best = state.get('best')
+
+    def on_train_begin(self, trainer):
+        saved = _read_best(os.path.join(trainer.save_dir, 'best_model.json'))
+        if saved is not None and saved['iter'] <= trainer.start_iter and (
+                self.best is None or saved['iter'] > self.best.get('iter', -1)):
+            self.best = saved
 
     def _evaluate(self, trainer, iteration):
         if trainer.last_eval_iter == iteration:
@@ -160,11 +191,10 @@ class EvalCallback(Callback):
                 self.best_metric, ', '.join(k for k, v in sorted(result.items()) if isinstance(v, float))))
         value = float(result[self.best_metric])
         trainer.dispatch('on_eval', iteration, result)
-        best = trainer.best
-        if best is None or value > best['value']:
-            trainer.best = {'metric': self.best_metric, 'value': value, 'iter': iteration}
+        if self.best is None or value > self.best['value']:
+            self.best = {'metric': self.best_metric, 'value': value, 'iter': iteration}
             save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'best_model.pdparams'))
-            atomic_json(trainer.best, os.path.join(trainer.save_dir, 'best_model.json'))
+            atomic_json(self.best, os.path.join(trainer.save_dir, 'best_model.json'))
             logger.info('new best model at iter %d: %s %.4f', iteration, self.best_metric, value)
 
     def on_snapshot(self, trainer, iteration):
@@ -198,6 +228,18 @@ class CheckpointSaver(Callback):
         self._save(trainer, iteration)
         path = save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'model_final.pdparams'))
         logger.info('saved final weights %s%s', path, ' (EMA)' if trainer.ema is not None else '')
+
+
+def _read_best(path):
+    """``best_model.json``'s record, None when missing or not one."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or not isinstance(saved.get('iter'), int):
+        return None
+    return saved
 
 
 def atomic_json(obj, path):

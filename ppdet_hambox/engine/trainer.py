@@ -2,19 +2,21 @@
 
 ```python
 cfg = load_config('configs/demo/hambox_demo.yml', ['max_iters=100'])
-trainer = Trainer(cfg, mode='train')
+trainer = Trainer(cfg)
 trainer.resume('output/hambox_demo')      # optional: a checkpoint or its folder
 trainer.train(validate=True)
 ```
-One step: a batch from ``TrainReader`` -> ``model(batch)`` (the loss dict of
-CONTRACTS.md) -> NaN/Inf check -> backward -> optimizer step -> LR step ->
-EMA update. Checkpoints, logs and evaluation hang off the step as callbacks
-(``callbacks.py``), on the main process only.
+One step: a batch from ``TrainReader`` -> ``model(batch)`` (``(losses,
+stats)``, CONTRACTS.md) -> NaN/Inf check of the loss terms -> backward ->
+optimizer step -> LR step -> EMA update. Checkpoints, logs and evaluation
+hang off the step as callbacks (``callbacks.py``), on the main process only.
+The log averages the loss terms over the steps since the last record, and
+each statistic ``(sum, count)`` as its summed sum over its summed count
+(both over steps and processes), whatever its name.
 """
 import contextlib
 import glob
 import itertools
-import json
 import math
 import os
 import time
@@ -28,8 +30,8 @@ from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
 from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
 from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
-from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum,
-                                     init_distributed, set_random_seed)
+from ppdet_hambox.engine.env import (all_ranks_any, all_ranks_mean, all_ranks_sum, init_distributed,
+                                     set_random_seed)
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
                                            read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
@@ -68,16 +70,16 @@ def _scalar(value):
     return value.item() if isinstance(value, paddle.Tensor) else float(value)
 
 
-def _runtime_settings(cfg, mode):
+def _runtime_settings(cfg):
     settings = {k: v if cfg.get(k) is None else cfg[k] for k, v in OPTIONAL_DEFAULTS.items()}
     missing = [k for k in REQUIRED_KEYS if cfg.get(k) is None]
-    if missing and mode == 'train':
+    if missing:
         raise ConfigError('{}: training needs {} (add _BASE_: [.../runtime.yml] or set them)'.format(
             cfg.get('__source__', '<config>'), ', '.join(missing)))
     settings.update({k: cfg.get(k) for k in REQUIRED_KEYS})
     settings['save_dir'] = settings['save_dir'] or 'output'
     for key in ('log_iter', 'snapshot_iter', 'max_iters'):
-        if mode == 'train' and settings[key] <= 0:
+        if settings[key] <= 0:
             raise ConfigError('{}: {} must be positive, got {}'.format(
                 cfg.get('__source__', '<config>'), key, settings[key]))
     return settings
@@ -89,24 +91,19 @@ def _config_stem(cfg):
 
 
 class Trainer:
-    """Builds everything a mode needs from ``cfg`` (a loaded config).
-
-    ``mode='train'``: model, train dataset and reader, LR schedule, optimizer,
-    EMA, distributed wrappers. ``'eval'`` / ``'test'``: the model in eval mode
-    with ``cfg.weights`` loaded. ``fleet`` uses ``paddle.distributed.fleet``
-    instead of ``paddle.DataParallel`` when launched with several processes.
+    """Builds what training needs from ``cfg`` (a loaded config): model,
+    train dataset and reader, LR schedule, optimizer, EMA, distributed
+    wrappers. ``fleet`` uses ``paddle.distributed.fleet`` instead of
+    ``paddle.DataParallel`` when launched with several processes. (Models to
+    evaluate are built by ``utils.cli.build_model``.)
     """
 
-    def __init__(self, cfg, mode='train', fleet=False):
-        if mode not in ('train', 'eval', 'test'):
-            raise ValueError("mode must be 'train', 'eval' or 'test', got {!r}".format(mode))
+    def __init__(self, cfg, fleet=False):
         self.cfg = cfg
-        self.mode = mode
-        self.settings = _runtime_settings(cfg, mode)
-        self.dist = init_distributed(fleet) if mode == 'train' else DistInfo()
+        self.settings = _runtime_settings(cfg)
+        self.dist = init_distributed(fleet)
         self.save_dir = os.path.join(self.settings['save_dir'], _config_stem(cfg))
-        setup_logger(os.path.join(self.save_dir, 'train.log') if mode == 'train' else None,
-                     rank=self.dist.rank)
+        setup_logger(os.path.join(self.save_dir, 'train.log'), rank=self.dist.rank)
         if self.settings['seed'] is not None:
             set_random_seed(self.settings['seed'])
         if 'architecture' not in cfg:
@@ -116,16 +113,11 @@ class Trainer:
         self.ema = None
         self.optimizer = self.lr_scheduler = self.scaler = None
         self.start_iter = 0
-        self.best = None
+        self.callback_states = {}
         self.last_eval_iter = self.last_checkpoint_iter = None
         self.last_checkpoint = None
         self.callbacks = []
-        if mode == 'train':
-            self._setup_training()
-        else:
-            if cfg.get('weights'):
-                load_weights(self.raw_model, cfg['weights'])
-            self.raw_model.eval()
+        self._setup_training()
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -214,7 +206,7 @@ class Trainer:
                 self.ema = ModelEMA(self.raw_model, self.settings['ema_decay'])
         restore_rng_state(state['rng'])
         extra = state.get('extra') or {}
-        self.best = _best_so_far(extra.get('best'), self.save_dir, state['iteration'])
+        self.callback_states = dict(extra.get('callbacks') or {})
         self.batches_read = extra.get('batches_read', state['iteration'])
         if extra.get('global_batch') not in (None, self.global_batch):
             logger.warning('resuming a run of global batch %s with global batch %d: the data order '
@@ -227,7 +219,15 @@ class Trainer:
         return self.start_iter
 
     def extra_state(self):
-        return {'best': self.best, 'global_batch': self.global_batch,
+        """What a checkpoint keeps besides weights and optimizer: the data
+        position and the callbacks' states (by class name; those of callbacks
+        this run does not have are carried over from the resumed checkpoint)."""
+        states = dict(self.callback_states)
+        for callback in self.callbacks:
+            state = callback.state_dict()
+            if state is not None:
+                states[type(callback).__name__] = state
+        return {'callbacks': states, 'global_batch': self.global_batch,
                 'world_size': self.dist.world_size, 'batches_read': self.batches_read}
 
     def eval_weights(self):
@@ -341,6 +341,10 @@ class Trainer:
         if validate:
             self.check_evaluation()
         self.callbacks = self._default_callbacks(validate) + list(callbacks or [])
+        for callback in self.callbacks:
+            state = self.callback_states.get(type(callback).__name__)
+            if state is not None:
+                callback.set_state_dict(state)
         log_iter, snapshot_iter = self.settings['log_iter'], self.settings['snapshot_iter']
         self.iteration = self.start_iter
         self.dispatch('on_train_begin')
@@ -373,42 +377,33 @@ class Trainer:
 
     def _step(self, batch, window):
         lr = self.step_optimizer.get_lr()
-        losses = self._forward(batch)
-        values = {k: _scalar(v) for k, v in losses.items()}
-        loss_terms = {k: v for k, v in values.items() if k.startswith('loss')}
+        losses, stats = self._forward(batch)
+        loss_terms = {k: _scalar(v) for k, v in losses.items()}
         if all_ranks_any(not all(math.isfinite(v) for v in loss_terms.values()), self.dist):
             raise NonFiniteLossError(self.iteration + 1, loss_terms, self.last_checkpoint)
         self._update(losses['loss'])
         self.iteration += 1
-        window.add(values, lr)
+        window.add(loss_terms, {k: (_scalar(total), _scalar(count)) for k, (total, count) in stats.items()}, lr)
 
     def _snapshot(self, event):
         self.dispatch(event, self.iteration)
         self.last_checkpoint = checkpoint_path(self.save_dir, self.iteration)  # written by rank 0
 
     def _log(self, window, epoch):
-        means = all_ranks_mean(window.means(), self.dist)
+        means = all_ranks_mean(window.loss_means(), self.dist)
+        # averaging sums and counts over ranks keeps their ratio: the global mean
+        totals = all_ranks_mean(window.stat_totals(), self.dist)
+        counts = {}
+        for name in window.stat_names():
+            total, count = totals[name + '/sum'], totals[name + '/count']
+            means[name] = total / count if count > 0 else 0.0
+            counts[name] = count * self.dist.world_size
         seconds_per_iter = window.seconds() / max(window.steps, 1)
-        record = dict(means, iter=self.iteration, epoch=epoch, lr=window.lr,
+        record = dict(means, counts=counts, iter=self.iteration, epoch=epoch, lr=window.lr,
                       ips=self.global_batch / max(seconds_per_iter, 1e-9),
                       eta_s=seconds_per_iter * (self.max_iters - self.iteration))
         if self.dist.is_main:
             self.dispatch('on_log', record)
-
-
-def _best_so_far(best, save_dir, iteration):
-    """The checkpoint's best, or ``best_model.json``'s when that is newer but
-    not past ``iteration`` (a checkpoint is written before its evaluation)."""
-    try:
-        with open(os.path.join(save_dir, 'best_model.json'), encoding='utf-8') as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        return best
-    if not isinstance(saved, dict) or not isinstance(saved.get('iter'), int) or saved['iter'] > iteration:
-        return best
-    if best is None or saved['iter'] > best.get('iter', -1):
-        return saved
-    return best
 
 
 class ResumableBatchSampler:
@@ -436,30 +431,37 @@ class ResumableBatchSampler:
 
 
 class _Window:
-    """Running means of the step values between two log lines."""
+    """The steps between two log lines: loss terms summed per step,
+    statistics as summed ``(sum, count)`` pairs."""
 
     def __init__(self):
-        self.sums = {}
-        self.com_iou_weighted = 0.0
+        self.loss_sums = {}
+        self.stat_sums = {}
         self.steps = 0
         self.lr = 0.0
         self.start = time.time()
 
-    def add(self, values, lr):
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        if 'com_iou' in values and 'num_com' in values:
-            self.com_iou_weighted += values['com_iou'] * values['num_com']
+    def add(self, loss_terms, stats, lr):
+        for key, value in loss_terms.items():
+            self.loss_sums[key] = self.loss_sums.get(key, 0.0) + value
+        for key, (total, count) in stats.items():
+            old_total, old_count = self.stat_sums.get(key, (0.0, 0.0))
+            self.stat_sums[key] = (old_total + total, old_count + count)
         self.steps += 1
         self.lr = lr
 
-    def means(self):
-        """Step means; ``com_iou`` is weighted by ``num_com``, so steps that
-        compensated nothing do not dilute the IoU of those that did."""
-        means = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
-        if 'com_iou' in means and self.sums.get('num_com', 0.0) > 0:
-            means['com_iou'] = self.com_iou_weighted / self.sums['num_com']
-        return means
+    def loss_means(self):
+        return {k: v / max(self.steps, 1) for k, v in self.loss_sums.items()}
+
+    def stat_names(self):
+        return sorted(self.stat_sums)
+
+    def stat_totals(self):
+        """``{'<name>/sum': ..., '<name>/count': ...}``, flat for the reduction over ranks."""
+        flat = {}
+        for name, (total, count) in self.stat_sums.items():
+            flat[name + '/sum'], flat[name + '/count'] = total, count
+        return flat
 
     def seconds(self):
         return time.time() - self.start

@@ -11,7 +11,8 @@ import json
 import math
 import os
 
-from ppdet_hambox.analysis.mining_log import MiningLogError, read_mining_log
+from ppdet_hambox.analysis.mining_log import (MiningLogError, last_quarter, logged_kinds, read_mining_log,
+                                              read_statistics, summarize, weighted_mean)
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.jobs.train_eval import train_then_evaluate
 
@@ -95,13 +96,20 @@ def _cell(value, digits):
 
 
 def _mining_summary(log_path):
+    """Per kind of mined anchor the log reports (HAMBox's compensated anchors;
+    DMS / NAMS second-step anchors), exact means over the last quarter of the
+    log records: anchors per image, their decoded IoU (None without any), and
+    ignored anchors per image. None for a log without mining statistics."""
     try:
-        data = read_mining_log(log_path)
+        summary = {kind: summarize(read_mining_log(log_path, kind)) for kind in logged_kinds(log_path)}
+        ignored = read_statistics(log_path, ['num_ignored'])
     except MiningLogError:
         return None
-    tail = max(1, len(data['iter']) // 4)
-    return {'num_com_last_quarter': float(data['num_com'][-tail:].mean()),
-            'com_iou_last_quarter': float(data['com_iou'][-tail:].mean())}
+    out = {'{}_{}'.format(kind, key): value for kind, numbers in summary.items()
+           for key, value in numbers.items() if key in ('num_last_quarter', 'iou_last_quarter')}
+    out['ignored_num_last_quarter'] = weighted_mean(last_quarter(ignored['mean']['num_ignored']),
+                                                    last_quarter(ignored['count']['num_ignored']))
+    return out
 
 
 def run_row(config, name, max_iters, output_dir, seed=None, overrides=None, scale_schedule=True,

@@ -21,7 +21,7 @@ def train_then_evaluate(cfg, eval_dir, protocol=None):
     """
     check_prediction_folder(eval_dir, 'prediction folder')
     start = time.time()
-    trainer = Trainer(cfg, mode='train')
+    trainer = Trainer(cfg)
     trainer.train()
     train_seconds = time.time() - start
     weights = os.path.join(trainer.save_dir, 'model_final.pdparams')

@@ -3,7 +3,9 @@
 Training (``model.train()``): the head's box deltas are decoded against the
 anchors with gradients stopped, the assigner matches anchors to faces using
 those decoded boxes (online anchor mining), and the loss compares the head's
-outputs with the assignment. Evaluation (``model.eval()``): scores and
+outputs with the assignment. The model's one box coder decodes here, encodes
+the losses' regression targets and decodes at inference, so its ``weights``
+cannot differ between training and inference. Evaluation (``model.eval()``): scores and
 decoded boxes go through the post-process inside the graph, so
 ``inference_model()`` exports as is.
 """
@@ -24,6 +26,7 @@ class HAMBox(nn.Layer):
         backbone, neck, head, anchor_generator, box_coder, assigner, loss,
         post_process; ``pa_loss`` (optional) supervises the head's
         pyramid-anchor branches and needs ``HAMBoxHead.use_pa: true``.
+        The losses get ``box_coder`` at each call; they have none of their own.
     """
     __inject__ = ['backbone', 'neck', 'head', 'anchor_generator', 'box_coder', 'assigner', 'loss',
                   'post_process', 'pa_loss']
@@ -43,7 +46,8 @@ class HAMBox(nn.Layer):
         self.pa_loss = pa_loss
 
     def forward(self, batch):
-        """Training: the loss dict. Eval: ``dict(bbox [N, 6], bbox_num [B])``."""
+        """Training: ``(losses, stats)`` (see ``get_loss``). Eval:
+        ``dict(bbox [N, 6], bbox_num [B])``."""
         if self.training:
             return self.get_loss(batch)
         bbox, bbox_num = self.predict(batch['image'], batch['im_shape'], batch['scale_factor'])
@@ -56,16 +60,21 @@ class HAMBox(nn.Layer):
         return out, self.anchor_generator(_spatial_shapes(pyramid))
 
     def get_loss(self, batch):
+        """``(losses, stats)``: ``losses`` the scalar loss terms (``loss`` the
+        total to minimise, ``loss_cls``, ``loss_box``, ``loss_pa`` with PA);
+        ``stats`` the loss's statistics, ``{name: (sum, count)}`` without
+        gradient (``HAMBoxLoss.statistics``)."""
         out, anchors = self.run_head(batch['image'])
         gt_bbox, gt_mask = batch['gt_bbox'], batch['gt_mask']
         pred_boxes = self.box_coder.decode(anchors, out['box_deltas'].detach())
         assign = self.assigner(anchors, pred_boxes, gt_bbox, gt_mask)
-        losses = dict(self.loss(out['cls_logits'], out['box_deltas'], anchors, gt_bbox, assign))
+        losses, stats = self.loss(out['cls_logits'], out['box_deltas'], anchors, gt_bbox, assign, self.box_coder)
+        losses = dict(losses)
         if self.pa_loss is not None:
-            loss_pa = self.pa_loss(out['aux'], anchors, gt_bbox, gt_mask)
+            loss_pa = self.pa_loss(out['aux'], anchors, gt_bbox, gt_mask, self.box_coder)
             losses['loss_pa'] = loss_pa
             losses['loss'] = losses['loss'] + loss_pa
-        return losses
+        return losses, stats
 
     def decoded(self, image):
         """Per-anchor face probabilities ``[B, A]`` and boxes ``[B, A, 4]``

@@ -1,17 +1,14 @@
 """The batched assigner contract, shared by every matching strategy.
 
 ``assigner(anchors [A, 4], pred_boxes [B, A, 4], gt_bbox [B, G, 4],
-gt_mask [B, G]) -> dict(labels, gt_index, quality)``, all ``[B, A]``:
-labels 1 step-one positive, 2 compensated (HAMBox), 0 background,
--1 ignored; ``gt_index`` the face of labels 1 and 2, else -1; ``quality``
-the IoU of the decoded box with its face (labels 1, 2), the best IoU over
-faces otherwise, 0 in an image without faces. Padded faces (``gt_mask`` 0)
-are never assigned. Nothing here carries gradient. Thresholds compare in
-float32, like the IoUs.
+gt_mask [B, G]) -> Assignment`` (see ``assignment.py`` for the labels and
+fields). Padded faces (``gt_mask`` 0) are never assigned. Nothing here
+carries gradient. Thresholds compare in float32, like the IoUs.
 """
 import numpy as np
 import paddle
 
+from ppdet_hambox.modeling.assigners.assignment import Assignment
 from ppdet_hambox.modeling.assigners.matching import (
     DEFAULT_TILE_BYTES, assigned_quality, check_tile_bytes, count_per_face, empty_padding, scan_iou,
     serial_compensate)
@@ -40,8 +37,7 @@ def _check_shape(tensor, ndim, name, what):
 
 
 class AnchorAssigner:
-    """Subclasses implement ``match``; ``ignore`` is optional. After a call,
-    ``stats['rounds']`` holds the rounds the compensation solver ran.
+    """Subclasses implement ``match``; ``ignore`` is optional.
 
     ``anchor_pair_iou`` / ``pred_pair_iou``: when set, the scan of the
     anchor (decoded-box) IoU also collects the (anchor, face) pairs above
@@ -52,13 +48,13 @@ class AnchorAssigner:
     """
 
     needs_pred_boxes = False
+    has_second_step = False
     anchor_pair_iou = None
     pred_pair_iou = None
 
     def __init__(self, pos_iou=0.35, tile_bytes=DEFAULT_TILE_BYTES):
         self.pos_iou = check_fraction(type(self).__name__, 'pos_iou', pos_iou, low_open=True)
         self.tile_bytes = check_tile_bytes(type(self).__name__, tile_bytes)
-        self.stats = {}
 
     def __call__(self, anchors, pred_boxes, gt_bbox, gt_mask):
         anchors = _as_tensor(anchors)
@@ -90,22 +86,21 @@ class AnchorAssigner:
         by_pred = None if pred_boxes is None else scan_iou(pred_boxes, gt_bbox, self.pred_pair_iou,
                                                            tile_bytes=self.tile_bytes)
         positive = by_anchor['best'] >= self.pos_iou
-        labels, gt_index = self.match(by_anchor, by_pred, valid, by_anchor['face'], positive)
+        labels, gt_index, rounds = self.match(by_anchor, by_pred, valid, by_anchor['face'], positive)
         if pred_boxes is None:
             quality = assigned_quality(anchors, gt_bbox, gt_index, by_anchor['best'])
         else:
             quality = assigned_quality(pred_boxes, gt_bbox, gt_index, by_pred['best'])
         labels = self.ignore(labels, quality)
-        # Positive without being a first-step positive: HAMBox's label 2 and
-        # the second-step anchors of DMS / NAMS alike (for the mining logs).
-        compensated = (labels > 0) & ~positive
-        return dict(labels=labels, gt_index=gt_index, quality=quality.astype('float32'),
-                    compensated=compensated)
+        second_step = (labels > 0) & ~positive if self.has_second_step else None
+        return Assignment(labels=labels, gt_index=gt_index, quality=quality.astype('float32'),
+                          second_step=second_step, rounds=rounds)
 
     def match(self, by_anchor, by_pred, valid, best_face, positive):
-        """``(labels, gt_index)`` from the IoU scans (see ``scan_iou``) and the
-        SMS first step: ``best_face`` and ``positive`` (best IoU >= pos_iou;
-        ties between faces go to the lower index)."""
+        """``(labels, gt_index, rounds)`` from the IoU scans (see ``scan_iou``)
+        and the SMS first step: ``best_face`` and ``positive`` (best IoU >=
+        pos_iou; ties between faces go to the lower index); ``rounds`` those
+        of the compensation solver (0 without one)."""
         raise NotImplementedError
 
     def ignore(self, labels, quality):
@@ -114,18 +109,16 @@ class AnchorAssigner:
     @staticmethod
     def step_one(best_face, positive):
         labels = positive.astype('int64')
-        return labels, paddle.where(positive, best_face, paddle.full_like(best_face, -1))
+        return labels, paddle.where(positive, best_face, paddle.full_like(best_face, -1)), 0
 
-    def compensate(self, scan, quota, positive):
+    @staticmethod
+    def compensate(scan, quota, positive):
         """Anchors for faces with ``quota > 0`` among the pairs of ``scan``,
         skipping step-one positives, face by face in annotation order (see
-        ``serial_compensate``). Returns ``owner [B, A]``."""
+        ``serial_compensate``). Returns ``owner [B, A]`` and the solver's rounds."""
         if not bool(quota.any()):
-            self.stats['rounds'] = 0
-            return paddle.full(positive.shape, -1, dtype='int64')
-        owner, rounds = serial_compensate(scan['pairs'], scan['scores'], quota, positive)
-        self.stats['rounds'] = rounds
-        return owner
+            return paddle.full(positive.shape, -1, dtype='int64'), 0
+        return serial_compensate(scan['pairs'], scan['scores'], quota, positive)
 
     @staticmethod
     def face_counts(best_face, positive, valid):

@@ -2,6 +2,7 @@
 import paddle
 
 from ppdet_hambox.core.workspace import register
+from ppdet_hambox.modeling.assigners.assignment import POSITIVE
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner
 from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, combine_labels
 
@@ -15,9 +16,11 @@ class DMSAssigner(AnchorAssigner):
     overlap it (IoU > 0); ties go to the lower anchor index, and faces are
     served in annotation order (an anchor two such faces want goes to the
     earlier face, the later one takes its next best). Second-step anchors are
-    ordinary positives (label 1): label 2 is reserved for online mining."""
+    ordinary positives (label 1, marked in ``Assignment.second_step``): label
+    2 is reserved for HAMBox's compensated anchors."""
 
     anchor_pair_iou = 0.0
+    has_second_step = True
 
     def __init__(self, pos_iou=0.35, tile_bytes=DEFAULT_TILE_BYTES):
         super().__init__(pos_iou, tile_bytes)
@@ -25,5 +28,6 @@ class DMSAssigner(AnchorAssigner):
     def match(self, by_anchor, by_pred, valid, best_face, positive):
         matched = self.face_counts(best_face, positive, valid)
         quota = paddle.where(valid & (matched == 0), paddle.ones_like(matched), paddle.zeros_like(matched))
-        owner = self.compensate(by_anchor, quota, positive)
-        return combine_labels(positive, best_face, owner, compensated_label=1)
+        owner, rounds = self.compensate(by_anchor, quota, positive)
+        labels, gt_index = combine_labels(positive, best_face, owner, POSITIVE)
+        return labels, gt_index, rounds

@@ -1,6 +1,7 @@
 """One-image assigner calls on NumPy arrays or Tensors, for tools and tests.
 
-Each returns ``dict(labels, gt_index, quality, compensated)`` of NumPy arrays ``[A]``.
+Each returns the fields of the ``Assignment`` (``labels``, ``gt_index``, ``quality``,
+and ``second_step`` for DMS / NAMS) as a dict of NumPy arrays ``[A]``.
 Without ``pred_boxes`` the quality is measured on the anchors themselves
 (IoU of the anchor with its face, or its best IoU over faces); with them it
 is the decoded-box quality of the batched contract.
@@ -34,7 +35,7 @@ def _run(assigner, anchors, gt_boxes, pred_boxes):
         pred_boxes = _boxes(pred_boxes, 'pred_boxes').unsqueeze(0)
     gt_mask = paddle.ones([1, gt_boxes.shape[0]], dtype='float32')
     out = assigner(anchors, pred_boxes, gt_boxes.unsqueeze(0), gt_mask)
-    return {key: value[0].numpy() for key, value in out.items()}
+    return {key: value[0].numpy() for key, value in out.tensors().items()}
 
 
 def sms_assign(anchors, gt_boxes, pos_iou=0.35, pred_boxes=None, tile_bytes=DEFAULT_TILE_BYTES):

@@ -2,13 +2,11 @@
 import paddle
 
 from ppdet_hambox.core.workspace import register
+from ppdet_hambox.modeling.assigners.assignment import BACKGROUND, COMPENSATED, IGNORED
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner, check_fraction
 from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, combine_labels
 
 __all__ = ['HAMBoxAssigner']
-
-COMPENSATED = 2
-IGNORED = -1
 
 
 @register
@@ -37,10 +35,11 @@ class HAMBoxAssigner(AnchorAssigner):
     def match(self, by_anchor, by_pred, valid, best_face, positive):
         matched = self.face_counts(best_face, positive, valid)
         quota = paddle.where(valid & (matched < self.K), self.K - matched, paddle.zeros_like(matched))
-        owner = self.compensate(by_pred, quota, positive)
-        return combine_labels(positive, best_face, owner, compensated_label=COMPENSATED)
+        owner, rounds = self.compensate(by_pred, quota, positive)
+        labels, gt_index = combine_labels(positive, best_face, owner, COMPENSATED)
+        return labels, gt_index, rounds
 
     def ignore(self, labels, quality):
         # a background anchor's quality is its decoded box's best IoU over faces
-        unmatched_good = (labels == 0) & (quality >= self.ignore_iou)
+        unmatched_good = (labels == BACKGROUND) & (quality >= self.ignore_iou)
         return paddle.where(unmatched_good, paddle.full_like(labels, IGNORED), labels)

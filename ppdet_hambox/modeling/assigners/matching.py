@@ -180,12 +180,12 @@ def serial_compensate(pairs, scores, quota, blocked):
     return owner.reshape([batch, num_anchors]), rounds
 
 
-def combine_labels(positive, best_face, owner, compensated_label):
-    """Labels and face indices from step-one positives and compensation."""
-    compensated = owner >= 0
+def combine_labels(positive, best_face, owner, second_label):
+    """Labels and face indices from step-one positives and the anchors the
+    second step gave to faces (``owner >= 0``), which get ``second_label``."""
+    taken = owner >= 0
     labels = paddle.where(positive, paddle.ones_like(owner),
-                          paddle.where(compensated, paddle.full_like(owner, compensated_label),
-                                       paddle.zeros_like(owner)))
+                          paddle.where(taken, paddle.full_like(owner, second_label), paddle.zeros_like(owner)))
     gt_index = paddle.where(positive, best_face, owner)
     return labels, gt_index
 

@@ -2,6 +2,7 @@
 import paddle
 
 from ppdet_hambox.core.workspace import register
+from ppdet_hambox.modeling.assigners.assignment import POSITIVE
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner, check_fraction
 from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES, combine_labels
 
@@ -14,7 +15,10 @@ class NAMSAssigner(AnchorAssigner):
     over its faces, rounded half up; a face with ``D < N`` positives gets up
     to ``N - D`` more among the anchors that are not positive and have
     IoU > ``cand_iou``, highest first (ties: lower anchor index), faces
-    served in annotation order. Added anchors are ordinary positives (label 1)."""
+    served in annotation order. These second-step anchors are ordinary
+    positives (label 1, marked in ``Assignment.second_step``)."""
+
+    has_second_step = True
 
     def __init__(self, pos_iou=0.35, cand_iou=0.1, tile_bytes=DEFAULT_TILE_BYTES):
         super().__init__(pos_iou, tile_bytes)
@@ -27,5 +31,6 @@ class NAMSAssigner(AnchorAssigner):
         # round(total / faces) half up, in integers
         target = (2 * matched.sum(axis=1, keepdim=True) + faces) // paddle.clip(2 * faces, min=1)
         quota = paddle.where(valid & (matched < target), target - matched, paddle.zeros_like(matched))
-        owner = self.compensate(by_anchor, quota, positive)
-        return combine_labels(positive, best_face, owner, compensated_label=1)
+        owner, rounds = self.compensate(by_anchor, quota, positive)
+        labels, gt_index = combine_labels(positive, best_face, owner, POSITIVE)
+        return labels, gt_index, rounds

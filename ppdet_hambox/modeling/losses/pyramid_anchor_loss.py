@@ -16,10 +16,11 @@ enlarged box, both divided by the branch's positive count (at least 1).
 """
 import paddle
 
-from ppdet_hambox.core.workspace import create, register
+from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.losses.focal_loss import sigmoid_focal_loss
 from ppdet_hambox.modeling.losses.normalizer import mean_over_processes
 from ppdet_hambox.modeling.losses.smooth_l1_loss import smooth_l1_loss
+from ppdet_hambox.modeling.losses.targets import box_targets
 
 __all__ = ['PyramidAnchorLoss', 'enlarge_boxes']
 
@@ -36,20 +37,20 @@ def enlarge_boxes(boxes, scale):
 @register
 class PyramidAnchorLoss:
     """Args:
+        assigner: matching of anchors to enlarged boxes (SMS, pos IoU 0.35);
+            its anchor-tiled scan bounds the memory of the anchor x box IoUs
+            (its ``tile_bytes``), as in the main assignment.
         scales: enlargement of the face box per branch (head 2, body 4); the
             head's ``pa_branches`` must equal ``len(scales)``.
         weight: factor of the summed branch losses in the total loss.
         alpha, gamma: focal-loss parameters.
         smooth_l1_beta: smooth-L1 transition point.
-        assigner: matching of anchors to enlarged boxes (SMS, pos IoU 0.35);
-            its anchor-tiled scan bounds the memory of the anchor x box IoUs
-            (its ``tile_bytes``), as in the main assignment.
-        coder: the box coder of the regression targets.
+    The regression targets are encoded with the architecture's box coder
+    (an argument of the call).
     """
-    __inject__ = ['assigner', 'coder']
+    __inject__ = ['assigner']
 
-    def __init__(self, scales=(2.0, 4.0), weight=1.0, alpha=0.25, gamma=2.0, smooth_l1_beta=1.0 / 9,
-                 assigner='SMSAssigner', coder='BoxCoder'):
+    def __init__(self, assigner, scales=(2.0, 4.0), weight=1.0, alpha=0.25, gamma=2.0, smooth_l1_beta=1.0 / 9):
         if not scales or any(s <= 0 for s in scales):
             raise ValueError('PyramidAnchorLoss.scales must be positive numbers, got {!r}'.format(scales))
         self.scales = [float(s) for s in scales]
@@ -57,35 +58,29 @@ class PyramidAnchorLoss:
         self.alpha = float(alpha)
         self.gamma = float(gamma)
         self.smooth_l1_beta = float(smooth_l1_beta)
-        self.assigner = create(assigner) if isinstance(assigner, str) else assigner
-        self.coder = create(coder) if isinstance(coder, str) else coder
+        self.assigner = assigner
 
     @property
     def num_branches(self):
         return len(self.scales)
 
-    def __call__(self, aux, anchors, gt_bbox, gt_mask):
+    def __call__(self, aux, anchors, gt_bbox, gt_mask, coder):
         """``aux``: the head's ``dict(cls_logits [B, A, P], box_deltas [B, A, P, 4])``;
-        ``anchors [A, 4]``, ``gt_bbox [B, G, 4]``, ``gt_mask [B, G]``. Returns the
-        weighted scalar loss."""
+        ``anchors [A, 4]``, ``gt_bbox [B, G, 4]``, ``gt_mask [B, G]``; ``coder``
+        the box coder. Returns the weighted scalar loss."""
         total = 0.0
         for branch, scale in enumerate(self.scales):
             total = total + self.branch_loss(aux['cls_logits'][:, :, branch],
                                              aux['box_deltas'][:, :, branch], anchors,
-                                             enlarge_boxes(gt_bbox, scale), gt_mask)
+                                             enlarge_boxes(gt_bbox, scale), gt_mask, coder)
         return self.weight * total
 
-    def branch_loss(self, logits, deltas, anchors, boxes, gt_mask):
+    def branch_loss(self, logits, deltas, anchors, boxes, gt_mask, coder):
         with paddle.no_grad():
             assign = self.assigner(anchors, None, boxes, gt_mask)
-            labels, gt_index = assign['labels'], assign['gt_index']
-            positive = labels == 1
-            batch, num_anchors = gt_index.shape
-            index = paddle.clip(gt_index, min=0).unsqueeze(-1).expand([batch, num_anchors, 4])
-            expanded_anchors = anchors.unsqueeze(0).expand([batch, num_anchors, 4])
-            matched = paddle.where(positive.unsqueeze(-1), paddle.take_along_axis(boxes, index, axis=1),
-                                   expanded_anchors)
-            targets = self.coder.encode(expanded_anchors, matched)
+            labels = assign.labels
+            positive = assign.positive
+            targets = box_targets(coder, anchors, boxes, assign.gt_index)
             norm = paddle.clip(mean_over_processes(positive.astype('float32').sum()), min=1.0)
         focal = sigmoid_focal_loss(logits, positive, self.alpha, self.gamma)
         focal = paddle.where(labels >= 0, focal, paddle.zeros_like(focal))
