@@ -77,6 +77,8 @@ def test_two_rows_with_a_tiny_budget(tmp_path, repo_root):
     assert all(r[s] is None or 0.0 <= r[s] <= 1.0 for r in rows for s in ('easy', 'medium', 'hard'))
     assert any(r['hard'] is not None for r in rows)
     assert all(r['seed'] == 7 and r['max_iters'] == 2 and r['mining'] is not None for r in rows)
+    assert {'compensated_num_last_quarter', 'compensated_iou_last_quarter', 'ignored_num_last_quarter'} <= set(
+        rows[1]['mining'])
     assert (out / 'ablation.md').read_text().count('\n| ') == 3
     # the rows really differ: different anchors and losses give different weights
     first, second = (paddle.load(r['weights']) for r in rows)

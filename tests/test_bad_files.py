@@ -292,22 +292,23 @@ def test_weights_that_mostly_do_not_fit_are_an_error(tmp_path):
 # ----------------------------------------------------------------------------- 7. evidence plots, small fixes
 
 def test_plot_mining_ignores_windows_without_compensated_anchors(tmp_path):
-    num_com = [0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 3.0, 0.0]
-    com_iou = [0.0, 0.84, 0.0, 0.0, 0.86, 0.0, 0.83, 0.0]
+    num = [0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 3.0, 0.0]
+    iou = [0.0, 0.84, 0.0, 0.0, 0.86, 0.0, 0.83, 0.0]
     log = tmp_path / 'run' / 'train_log.jsonl'
     log.parent.mkdir()
-    log.write_text(''.join(json.dumps({'type': 'train', 'iter': 10 * (i + 1), 'num_com': n, 'com_iou': q}) + '\n'
-                           for i, (n, q) in enumerate(zip(num_com, com_iou))))
+    log.write_text(''.join(json.dumps({'type': 'train', 'iter': 10 * (i + 1), 'num_compensated': n,
+                                       'compensated_iou': q, 'counts': {'num_compensated': 1, 'compensated_iou': n}})
+                           + '\n' for i, (n, q) in enumerate(zip(num, iou))))
     report = load_tool('plot_mining').main(['--log', str(log), '--out', str(tmp_path / 'm.png'),
                                             '--smooth', '2', '--json', str(tmp_path / 'm.json')])
     weighted = (2 * 0.84 + 1 * 0.86 + 3 * 0.83) / 6
-    assert report['run']['com_iou_weighted_mean'] == pytest.approx(weighted)
-    assert report['run']['com_iou_last_quarter'] == pytest.approx(0.83)
-    curve = json.loads((tmp_path / 'm.json').read_text())['curves']['run']['com_iou']
+    assert report['run']['iou_whole_run'] == pytest.approx(weighted)
+    assert report['run']['iou_last_quarter'] == pytest.approx(0.83)
+    curve = json.loads((tmp_path / 'm.json').read_text())['curves']['run']['iou']
     assert curve[0] is None and curve[3] is None  # gaps, not 0
     assert min(v for v in curve if v is not None) >= 0.83 - 1e-9
-    from ppdet_hambox.analysis.plotting import compensated_only
-    assert np.isnan(compensated_only(num_com, com_iou)[[0, 2, 3, 5, 7]]).all()
+    from ppdet_hambox.analysis.plotting import mined_only
+    assert np.isnan(mined_only(num, iou)[[0, 2, 3, 5, 7]]).all()
 
 
 def test_anchor_stats_title_names_the_annotation_file():

@@ -42,7 +42,7 @@ class PromiseFaces(paddle.io.Dataset):
 
 @register
 class PromiseDetector(nn.Layer):
-    """Conv + dropout + linear box regressor (loss dict of CONTRACTS.md);
+    """Conv + dropout + linear box regressor (``(losses, stats)`` of CONTRACTS.md);
     ``nan_at``: the forward call (1-based) whose loss is NaN."""
 
     def __init__(self, nan_at=0, dropout=0.5):
@@ -58,7 +58,7 @@ class PromiseDetector(nn.Layer):
         feat = self.drop(nn.functional.relu(self.conv(batch['image'])).mean(axis=[2, 3]))
         loss_box = nn.functional.smooth_l1_loss(self.fc(feat), batch['gt_bbox'][:, 0, :] / 8.0)
         loss = loss_box * float('nan') if self.calls == self.nan_at else loss_box
-        return {'loss': loss, 'loss_cls': loss_box * 0, 'loss_box': loss_box}
+        return {'loss': loss, 'loss_cls': loss_box * 0, 'loss_box': loss_box}, {}
 
 
 CONFIG = """

@@ -39,7 +39,7 @@ def _face_count(gt_mask, image):
 
 
 def _assigner_outputs(out, image):
-    return {key: value[image].numpy() for key, value in out.items()}
+    return {key: value[image].numpy() for key, value in out.tensors().items()}
 
 
 @paddle.no_grad()
