@@ -60,6 +60,7 @@ def test_weight_scales_the_loss():
     num = anchors.shape[0]
     aux = {'cls_logits': paddle.zeros([1, num, 2]), 'box_deltas': paddle.zeros([1, num, 2, 4])}
     one = PyramidAnchorLoss(SMSAssigner(), weight=1.0)(aux, anchors, gt, mask, BoxCoder()).item()
-    assert PyramidAnchorLoss(SMSAssigner(), weight=0.5)(aux, anchors, gt, mask, BoxCoder()).item() == pytest.approx(0.5 * one, rel=1e-6)
+    half = PyramidAnchorLoss(SMSAssigner(), weight=0.5)(aux, anchors, gt, mask, BoxCoder()).item()
+    assert half == pytest.approx(0.5 * one, rel=1e-6)
     with pytest.raises(ValueError, match='scales'):
         PyramidAnchorLoss(SMSAssigner(), scales=[2.0, -1.0])

@@ -116,7 +116,8 @@ def test_match_stats_from_boxes_equal_the_matrix_form():
     sms, dms, ham = SMSAssigner(), DMSAssigner(), HAMBoxAssigner(T=0.6)
     for case in range(4):
         anchors, pred, gt_bbox, gt_mask = crowded_batch(rng)
-        outs = [{k: v.numpy() for k, v in a(anchors, pred, gt_bbox, gt_mask).tensors().items()} for a in (sms, dms, ham)]
+        outs = [{k: v.numpy() for k, v in a(anchors, pred, gt_bbox, gt_mask).tensors().items()}
+                for a in (sms, dms, ham)]
         for image in range(gt_bbox.shape[0]):
             faces = gt_bbox[image, :int(gt_mask[image].sum().item())]
             scores = rng.random(anchors.shape[0])

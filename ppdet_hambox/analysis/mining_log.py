@@ -19,8 +19,8 @@ import numpy as np
 
 from ppdet_hambox.core.errors import UserError
 
-__all__ = ['MiningLogError', 'read_statistics', 'read_mining_log', 'last_quarter', 'logged_kinds', 'KINDS', 'smooth', 'weighted_smooth',
-           'weighted_mean', 'summarize']
+__all__ = ['MiningLogError', 'KINDS', 'read_statistics', 'read_mining_log', 'logged_kinds', 'smooth',
+           'weighted_smooth', 'weighted_mean', 'last_quarter', 'summarize']
 
 KINDS = ('compensated', 'second_step')
 
