@@ -14,9 +14,9 @@ class HAMBoxAssigner(AnchorAssigner):
     """SMS first; then every face with ``D < K`` step-one positives (an outer
     face), in annotation order, takes up to ``K - D`` anchors that are not
     positive and not taken yet, whose DECODED box has IoU > ``T`` with it,
-    best decoded IoU first (ties: lower anchor index). Those anchors get
-    label 2; their regression targets are still encoded from the anchor (the
-    loss does that). Finally a background anchor whose decoded box has
+    best decoded IoU first (ties: lower anchor index). Those anchors are
+    compensated (label 2); their regression targets are still encoded from
+    the anchor (the loss does that). Finally a background anchor whose decoded box has
     IoU >= ``ignore_iou`` with some face is ignored (label -1); an
     ``ignore_iou`` above 1 turns that off."""
 
