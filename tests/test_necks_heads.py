@@ -229,8 +229,8 @@ def test_deep_head_and_ssh_options():
 
 
 def _level_changes(head, param, pyramid):
-    """Which levels' logits change at all when ``param`` is perturbed (deep towers at
-    their initialisation shrink the change far below allclose's tolerance)."""
+    """Which levels' logits change at all when ``param`` is perturbed (the towers' small
+    initial weights shrink the change far below allclose's tolerance)."""
     sizes = [p.shape[2] * p.shape[3] for p in pyramid]
     before = head(pyramid)['cls_logits'].numpy()
     param.set_value(param + 0.5)
