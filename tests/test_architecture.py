@@ -6,6 +6,7 @@ import pytest
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import AttrDict, create
 from ppdet_hambox.modeling.architectures.hambox import HAMBoxInference
+from ppdet_hambox.modeling.shape_spec import ShapeSpec
 
 SIZE = 64
 
@@ -18,8 +19,8 @@ def tiny_cfg(use_pa=False, **sections):
                    'post_process': 'HAMBoxPostProcess',
                    'pa_loss': 'PyramidAnchorLoss' if use_pa else None},
         'ResNet': {'depth': 18, 'width_mult': 0.125},
-        'LFPN': {'in_channels': [8, 16, 32, 64], 'out_channels': 16},
-        'HAMBoxHead': {'in_channels': 16, 'feat_channels': 16, 'use_pa': use_pa},
+        'LFPN': {'out_channels': 16},
+        'HAMBoxHead': {'feat_channels': 16, 'use_pa': use_pa},
         'PyramidAnchorLoss': {'assigner': 'SMSAssigner'},
     }
     for name, section in sections.items():
@@ -59,6 +60,26 @@ def test_training_step_returns_losses_and_gradients(use_pa):
     if use_pa:
         assert model.head.pa_cls_pred.weight.grad is not None
         assert model.head.pa_box_pred.weight.grad is not None
+
+
+@pytest.mark.parametrize('sections', [
+    {'HAMBoxHead': {'use_ssh': True, 'share_context': True}},
+    {'HAMBoxHead': {'use_ssh': True, 'share_context': False}},
+    {'LFPN': {'l2_norm_scales': [10.0, 8.0, 5.0]}},
+    {'LFPN': {'l2_norm_scales': [10.0, 8.0, 5.0, 5.0, 5.0, 5.0]}},
+    {'ResNet': {'freeze_at': 0}},
+    {'ResNet': {'freeze_at': 1}},
+], ids=['ssh_shared', 'ssh_per_level', 'norm_p2_p4', 'norm_p2_p7', 'freeze_stem', 'freeze_stem_res2'])
+def test_convention_options_build_and_train(sections):
+    """Each choice docs/detector.md weighs builds and takes a training step."""
+    model = create('HAMBox', tiny_cfg(use_pa=True, **sections))
+    model.train()
+    out = model(make_batch(batch=1))
+    assert np.isfinite(out['loss'].item())
+    out['loss'].backward()
+    assert model.head.cls_pred.weight.grad is not None
+    frozen = model.backbone.layer1[0].conv1.weight.grad is None
+    assert frozen is (sections.get('ResNet', {}).get('freeze_at', -1) >= 1)
 
 
 class RecordingAssigner:
@@ -206,11 +227,28 @@ def test_export_runs_in_the_predictor_without_pa_branches(tmp_path):
     assert numel(loaded.parameters()) == numel(model.parameters()) - numel(pa_params)
 
 
+def test_neck_and_head_are_built_for_the_shapes_before_them():
+    model = create('HAMBox', tiny_cfg(ResNet={'width_mult': 0.25}, LFPN={'out_channels': 24}))
+    assert model.backbone.out_shape == [ShapeSpec(16 * 2 ** i, 4 * 2 ** i) for i in range(4)]
+    assert model.neck.laterals[0].conv.weight.shape[1] == 16
+    assert model.neck.out_shape == [ShapeSpec(24, 4 * 2 ** i) for i in range(6)]
+    assert model.head.cls_tower[0].weight.shape[1] == 24
+    # on its own a neck needs the shapes from its caller
+    alone = create('LFPN', tiny_cfg(), in_shape=model.backbone.out_shape)
+    assert alone.out_shape == [ShapeSpec(16, 4 * 2 ** i) for i in range(6)]
+    with pytest.raises(ConfigError, match='LFPN is built for the output shapes'):
+        create('LFPN', tiny_cfg())
+
+
 def test_wiring_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r'set LFPN.in_channels: \[8, 16, 32, 64\]'):
-        create('HAMBox', tiny_cfg(LFPN={'in_channels': [256, 512, 1024, 2048]}))
-    with pytest.raises(ConfigError, match='set HAMBoxHead.in_channels: 16'):
-        create('HAMBox', tiny_cfg(HAMBoxHead={'in_channels': 32}))
+    with pytest.raises(ConfigError, match='unknown key LFPN.in_channels'):
+        create('HAMBox', tiny_cfg(LFPN={'in_channels': [8, 16, 32, 64]}))
+    with pytest.raises(ConfigError, match='unknown key HAMBoxHead.in_channels'):
+        create('HAMBox', tiny_cfg(HAMBoxHead={'in_channels': 16}))
+    with pytest.raises(ConfigError, match='HAMBoxHead.in_shape is not a config key'):
+        create('HAMBox', tiny_cfg(HAMBoxHead={'in_shape': [16] * 6}))
+    with pytest.raises(ConfigError, match=r'strides \[4, 8, 16, 32, 64, 128\] but AnchorGenerator'):
+        create('HAMBox', tiny_cfg(AnchorGenerator={'strides': [8, 16, 32, 64, 128, 256]}))
     with pytest.raises(ConfigError, match='pa_loss is not set'):
         create('HAMBox', tiny_cfg(HAMBoxHead={'use_pa': True}))
     cfg = tiny_cfg(use_pa=True, HAMBoxHead={'use_pa': False})

@@ -9,6 +9,7 @@ from paddle.vision.models import resnet18
 
 from ppdet_hambox.modeling.backbones.norm import FrozenBatchNorm2D
 from ppdet_hambox.modeling.backbones.resnet import ResNet
+from ppdet_hambox.modeling.shape_spec import ShapeSpec
 from ppdet_hambox.utils.weights import WeightsError
 
 EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4}
@@ -21,10 +22,9 @@ def test_shapes_and_strides(depth):
     net = ResNet(depth=depth, width_mult=0.125)
     height, width = 67, 45
     feats = net(paddle.randn([2, 3, height, width]))
-    assert net.strides == [4, 8, 16, 32]
     assert [len(getattr(net, 'layer{}'.format(i))) for i in range(1, 5)] == BLOCKS[depth]
-    assert net.out_channels == [8 * EXPANSION[depth] * 2 ** i for i in range(4)]
-    for feat, channels, stride in zip(feats, net.out_channels, net.strides):
+    assert net.out_shape == [ShapeSpec(8 * EXPANSION[depth] * 2 ** i, 4 * 2 ** i) for i in range(4)]
+    for feat, (channels, stride) in zip(feats, net.out_shape):
         assert list(feat.shape) == [2, channels, math.ceil(height / stride), math.ceil(width / stride)]
 
 

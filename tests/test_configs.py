@@ -6,6 +6,7 @@ import paddle
 import pytest
 
 from ppdet_hambox.core.workspace import create, load_config
+from ppdet_hambox.modeling.shape_spec import ShapeSpec
 from ppdet_hambox.utils.weights import WeightsError
 from test_paper_configs import ROWS  # file -> (assigner, anchor ratio, RAL, convs per tower, SSH, PA)
 
@@ -13,8 +14,7 @@ CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 PAPER_CONFIGS = sorted(p.name for p in (CONFIG_DIR / 'hambox').glob('*.yml'))
 FULL = 'hambox_r50_lfpn_dh_ssh_pa_640.yml'
 NO_WEIGHTS = ['ResNet.pretrained=null']
-NARROW = ['ResNet.width_mult=0.125', 'LFPN.in_channels=[32, 64, 128, 256]', 'LFPN.out_channels=16',
-          'HAMBoxHead.in_channels=16', 'HAMBoxHead.feat_channels=16']
+NARROW = ['ResNet.width_mult=0.125', 'LFPN.out_channels=16', 'HAMBoxHead.feat_channels=16']
 
 
 def tiny_batch(size=64):
@@ -70,8 +70,10 @@ def test_row_config_builds_and_trains_one_step(name):
 def test_full_config_at_full_width_trains_one_step_and_evaluates():
     cfg = load_config(str(CONFIG_DIR / 'hambox' / FULL), NO_WEIGHTS)
     model, out = _one_step(cfg)
-    assert model.backbone.out_channels == [256, 512, 1024, 2048]
+    assert [s.channels for s in model.backbone.out_shape] == [256, 512, 1024, 2048]
+    assert model.neck.out_shape == [ShapeSpec(256, 4 * 2 ** i) for i in range(6)]
     assert model.neck.smooth is None and len(model.neck.norms) == 3
+    assert len(model.head.ssh) == 6  # one SSH context module per level
     assert 'loss_pa' in out and model.head.pa_cls_pred.weight.grad is not None
     model.eval()
     batch = dict(tiny_batch(), im_shape=paddle.to_tensor([[64.0, 64.0]]), scale_factor=paddle.ones([1, 2]))
@@ -95,8 +97,9 @@ def test_table2_grid_is_a_pair_of_overrides():
 def test_demo_config_builds_the_small_cpu_model():
     cfg = load_config(str(CONFIG_DIR / 'demo' / 'hambox_demo.yml'))
     model, out = _one_step(cfg)
-    assert model.backbone.depth == 18 and model.backbone.out_channels == [16, 32, 64, 128]
-    assert model.neck.out_channels == 32
+    assert model.backbone.depth == 18
+    assert [s.channels for s in model.backbone.out_shape] == [16, 32, 64, 128]
+    assert [s.channels for s in model.neck.out_shape] == [32] * 6
     assert model.neck.smooth is None and model.neck.norms is not None  # the paper configs' LFPN
     assert (cfg.LFPN.upsample, cfg.use_ema, cfg.ema_decay) == ('bilinear', True, 0.99)
     assert type(model.assigner).__name__ == 'HAMBoxAssigner' and model.loss.use_ral

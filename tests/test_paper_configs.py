@@ -5,9 +5,10 @@ in any base file it inherits fails a test named after both.
 
 A key a config leaves out counts with the registered constructor's default
 (what the model would be built with). Keys the paper and METHOD.md leave to
-the project (warm-up, LFPN implementation options, data-loader workers) are
-not pinned here; the project decisions that are pinned say where they come
-from.
+the project (warm-up, most LFPN implementation options, data-loader workers)
+are not pinned here; the project decisions that are pinned say where they
+come from. Channel counts of the backbone, neck and head inputs are not
+config keys (each part is built for the shapes of the part before).
 """
 import functools
 import inspect
@@ -37,10 +38,8 @@ COMMON = {
     'ResNet.depth': 50,
     'ResNet.width_mult': 1.0,
     'ResNet.pretrained': 'pretrained/resnet50.pdparams',
-    'LFPN.in_channels': [256, 512, 1024, 2048],
     'LFPN.fusion': 'product',
     'LFPN.out_channels': 256,                 # RetinaNet, the paper's baseline
-    'HAMBoxHead.in_channels': 256,
     'HAMBoxHead.feat_channels': 256,          # RetinaNet
     'HAMBoxHead.prior_prob': 0.01,            # RetinaNet's focal-loss prior
     'AnchorGenerator.sizes': [16, 32, 64, 128, 256, 512],
@@ -111,6 +110,19 @@ COMMON = {
     'TestProtocol.ms_flip_scales': [1.0],
     'TestProtocol.vote_iou': 0.3,
     'TestProtocol.ms_score_threshold': 0.01,
+    # Conventions the paper leaves open (project decisions, docs/detector.md
+    # "Conventions the paper leaves open"):
+    # the baseline is RetinaNet but for four listed changes, and RetinaNet
+    # (Detectron, PaddleDetection) freezes the stem and res2 (layer1);
+    'ResNet.freeze_at': 1,
+    # the paper's "SSH head" cites SSH, whose detection modules each have a
+    # context module; PyramidBox and RetinaFace build one per level too;
+    'HAMBoxHead.share_context': False,
+    # PyramidBox L2-normalises its three product-fused levels (S3FD scales);
+    'LFPN.l2_norm_scales': [10.0, 8.0, 5.0],
+    # Detectron's RetinaNet and PyramidBox's Paddle code decay neither biases
+    # nor norm parameters.
+    'OptimizerBuilder.decay_norm_and_bias': False,
 }
 
 # Matching (paper 3.2, 4.1; METHOD 2): IoU 0.35 for every strategy; NAMS

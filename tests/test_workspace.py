@@ -26,6 +26,39 @@ class WsToyModel:
         self.part, self.depth, self.ops, self.flag = part, depth, ops, flag
 
 
+@register
+class WsToySource:
+    def __init__(self, width=4):
+        self.out_shape = [width, width * 2]
+
+
+@register
+class WsToySink:
+    def __init__(self, in_shape, scale=1):
+        self.in_shape, self.out_shape = in_shape, [c * scale for c in in_shape]
+
+
+@register
+class WsToyChain:
+    __inject__ = ['source', 'middle', 'sink']
+    __in_shape_from__ = {'middle': 'source', 'sink': 'middle'}
+
+    def __init__(self, source='WsToySource', middle='WsToySink', sink='WsToySink'):
+        self.source, self.middle, self.sink = source, middle, sink
+
+
+def test_shapes_flow_from_part_to_part():
+    chain = create('WsToyChain', {'WsToySource': {'width': 3}, 'WsToySink': {'scale': 10}})
+    assert chain.middle.in_shape == [3, 6] and chain.sink.in_shape == [30, 60]
+    inline = create('WsToyChain', {}, sink={'name': 'WsToySink', 'scale': 2})
+    assert inline.sink.in_shape == [4, 8] and inline.sink.out_shape == [8, 16]
+    assert create('WsToySink', {}, in_shape=[1]).in_shape == [1]
+    with pytest.raises(ConfigError, match='WsToySink.in_shape is not a config key'):
+        create('WsToyChain', {'WsToySink': {'in_shape': [1, 2]}})
+    with pytest.raises(ConfigError, match='WsToySink is built for the output shapes'):
+        create('WsToySink', {})
+
+
 def write(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))

@@ -7,7 +7,12 @@ Differences from PaddleDetection, on purpose:
 - ``_BASE_`` paths are resolved relative to the file that names them;
 - the modules that define components are listed in ``ppdet_hambox.components``
   and imported on first use; a new component in a listed package is one new
-  file.
+  file;
+- shapes flow from one injected part to the next, as with detectron2's
+  ``output_shape()``: a component whose constructor takes ``in_shape`` is
+  built with the ``out_shape`` of the part its parent names in
+  ``__in_shape_from__`` (``{'neck': 'backbone', 'head': 'neck'}``), so no
+  config repeats a channel count; ``in_shape`` is not a config key.
 """
 import copy
 import difflib
@@ -26,6 +31,7 @@ __all__ = [
 ]
 
 BASE_KEY = '_BASE_'
+IN_SHAPE = 'in_shape'
 SOURCE_KEY = '__source__'
 ORIGINS_KEY = '__origins__'
 PRIVATE_KEYS = (SOURCE_KEY, ORIGINS_KEY)
@@ -53,6 +59,7 @@ class ComponentSpec:
         self.shared = list(getattr(cls, '__shared__', []))
         self.inject = list(getattr(cls, '__inject__', []))
         self.component_lists = list(getattr(cls, '__component_lists__', []))
+        self.in_shape_from = dict(getattr(cls, '__in_shape_from__', {}))
         signature = inspect.signature(cls.__init__)
         self.params = {}
         self.takes_kwargs = False
@@ -61,6 +68,8 @@ class ComponentSpec:
                 self.takes_kwargs = True
             elif param.kind != param.VAR_POSITIONAL:
                 self.params[pname] = param.default
+        self.takes_in_shape = IN_SHAPE in self.params
+        self.params.pop(IN_SHAPE, None)
         self.required = [p for p, d in self.params.items() if d is inspect.Parameter.empty]
 
 
@@ -238,6 +247,9 @@ def _validate_component(spec, section, path, cfg):
         key_path = '{}.{}'.format(path, key)
         if key == 'name':
             continue
+        if key == IN_SHAPE and spec.takes_in_shape:
+            raise _fail(cfg, key_path, '{} is not a config key: {} is built for the output shapes of '
+                                       'the part before it'.format(key_path, spec.name))
         if key not in spec.params:
             if spec.takes_kwargs:
                 continue
@@ -339,13 +351,14 @@ def _component_section(value, cfg):
     return value, dict(cfg.get(value, {}) or {})
 
 
-def create(name_or_cls, cfg=None, **kwargs):
+def create(name_or_cls, cfg=None, in_shape=None, **kwargs):
     """Build a registered component from its config section.
 
     Arguments come, lowest priority first, from the constructor defaults, the
     global keys named in ``__shared__``, the section ``cfg[name]`` and
     ``kwargs``; injected arguments that hold a component name or a
-    ``{name: ...}`` dict are built recursively.
+    ``{name: ...}`` dict are built recursively. ``in_shape`` (the output
+    shapes of the part before) goes to components that take it.
     """
     _ensure_components_loaded()
     cfg = _GLOBAL_CONFIG if cfg is None else cfg
@@ -357,10 +370,10 @@ def create(name_or_cls, cfg=None, **kwargs):
     section = dict(cfg.get(name, {}) or {})
     section.pop('name', None)
     section.update(kwargs)
-    return _build(spec, section, cfg)
+    return _build(spec, section, cfg, in_shape)
 
 
-def _build(spec, section, cfg):
+def _build(spec, section, cfg, in_shape=None):
     _validate_component(spec, section, spec.name, cfg)
     args = {key: cfg[key] for key in spec.shared if key in cfg}
     args.update(section)
@@ -371,14 +384,28 @@ def _build(spec, section, cfg):
             if sub_name not in _REGISTRY:
                 raise ConfigError('{}: {}.{} names unknown component {!r}{}'.format(
                     _source_of(cfg), spec.name, key, sub_name, _close(sub_name, _REGISTRY)))
-            args[key] = _build(_REGISTRY[sub_name], sub_section, cfg)
+            args[key] = _build(_REGISTRY[sub_name], sub_section, cfg, _shape_for(spec, key, args))
     missing = [p for p in spec.required if p not in args]
     if missing:
         raise ConfigError('{}: {} needs {} (set {})'.format(
             _source_of(cfg), spec.name, ', '.join(missing),
             ', '.join('{}.{}'.format(spec.name, m) for m in missing)))
     args = {k: v for k, v in args.items() if k in spec.params or spec.takes_kwargs}
+    if spec.takes_in_shape:
+        if in_shape is None:
+            raise ConfigError('{}: {} is built for the output shapes of the part before it; name it in '
+                              'the architecture (e.g. HAMBox.neck) rather than on its own'.format(
+                                  _source_of(cfg), spec.name))
+        args[IN_SHAPE] = list(in_shape)
     return spec.cls(**_plain(args))
+
+
+def _shape_for(spec, key, args):
+    """``out_shape`` of the already-built part that ``spec`` feeds into ``key``."""
+    source = spec.in_shape_from.get(key)
+    if source is None:
+        return None
+    return getattr(args.get(source), 'out_shape', None)
 
 
 def _plain(obj):

@@ -128,9 +128,10 @@ class OptimizerBuilder:
     (AdamW: ``apply_decay_param_fun``).
 
     Weight decay skips one-dimensional parameters (biases, norm scales and
-    shifts) unless ``decay_norm_and_bias``: shrinking them does not limit the
-    capacity of the network and only biases the normalisation, and the paper
-    does not say either way. ``clip_grad_norm`` clips the global gradient norm
+    shifts, the LFPN's L2-norm scales) unless ``decay_norm_and_bias``:
+    shrinking them does not limit the capacity of the network and only biases
+    the normalisation. The paper does not say; Detectron's RetinaNet and
+    PyramidBox's Paddle code both leave biases and norm parameters undecayed. ``clip_grad_norm`` clips the global gradient norm
     (the global config key of the same name also sets it).
     """
     __shared__ = ['clip_grad_norm']

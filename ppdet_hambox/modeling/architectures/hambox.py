@@ -30,11 +30,13 @@ class HAMBox(nn.Layer):
     """
     __inject__ = ['backbone', 'neck', 'head', 'anchor_generator', 'box_coder', 'assigner', 'loss',
                   'post_process', 'pa_loss']
+    # the neck is built for the backbone's out_shape, the head for the neck's
+    __in_shape_from__ = {'neck': 'backbone', 'head': 'neck'}
 
     def __init__(self, backbone, neck, head, anchor_generator, box_coder, assigner, loss, post_process,
                  pa_loss=None):
         super().__init__()
-        _check_wiring(backbone, neck, head, anchor_generator, pa_loss)
+        _check_wiring(neck, head, anchor_generator, pa_loss)
         self.backbone = backbone
         self.neck = neck
         self.head = head
@@ -126,21 +128,13 @@ def _spatial_shapes(pyramid):
     return [(paddle.shape(p)[2], paddle.shape(p)[3]) for p in pyramid]
 
 
-def _check_wiring(backbone, neck, head, anchor_generator, pa_loss):
-    """Channel counts and level counts that must agree between sections."""
-    if list(getattr(neck, 'in_channels', backbone.out_channels)) != list(backbone.out_channels):
-        raise ConfigError('{neck}.in_channels {got} do not match the backbone {bb}\'s out_channels '
-                          '{want}: set {neck}.in_channels: {want}'.format(
-                              neck=type(neck).__name__, got=list(neck.in_channels),
-                              bb=type(backbone).__name__, want=list(backbone.out_channels)))
-    if getattr(head, 'in_channels', neck.out_channels) != neck.out_channels:
-        raise ConfigError('{head}.in_channels {got} does not match {neck}.out_channels {want}: '
-                          'set {head}.in_channels: {want}'.format(
-                              head=type(head).__name__, got=head.in_channels,
-                              neck=type(neck).__name__, want=neck.out_channels))
-    if list(neck.strides) != list(anchor_generator.strides):
+def _check_wiring(neck, head, anchor_generator, pa_loss):
+    """Settings that must agree between sections (channel counts need no
+    check: the neck and head are built for the shapes of the part before)."""
+    strides = [s.stride for s in neck.out_shape]
+    if strides != list(anchor_generator.strides):
         raise ConfigError('{} produces levels of strides {} but AnchorGenerator.strides is {}'.format(
-            type(neck).__name__, list(neck.strides), list(anchor_generator.strides)))
+            type(neck).__name__, strides, list(anchor_generator.strides)))
     use_pa = getattr(head, 'use_pa', False)
     if use_pa and pa_loss is None:
         raise ConfigError('HAMBoxHead.use_pa is true but HAMBox.pa_loss is not set '

@@ -13,6 +13,7 @@ import paddle.nn as nn
 
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.backbones.norm import NORM_TYPES, build_norm
+from ppdet_hambox.modeling.shape_spec import ShapeSpec
 from ppdet_hambox.utils.weights import WeightsError, load_weights, read_state_dict
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ ARCHITECTURES = {
 }
 STEM_CHANNELS = 64
 STAGE_WIDTHS = [64, 128, 256, 512]
+STAGE_STRIDES = [4, 8, 16, 32]
 
 
 def _conv(in_ch, out_ch, kernel, stride=1):
@@ -101,6 +103,8 @@ class ResNet(nn.Layer):
         pretrained: local path of a ``.pdparams`` state dict (paddle.vision
             names, see the module docstring), or None to start from scratch.
             Nothing is downloaded.
+
+    ``out_shape``: ``ShapeSpec`` (channels, stride) of C2..C5.
     """
 
     def __init__(self, depth=50, width_mult=1.0, freeze_at=-1, norm_type='bn', pretrained=None):
@@ -130,7 +134,7 @@ class ResNet(nn.Layer):
         self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
 
         in_ch = stem_ch
-        self.out_channels = []
+        out_channels = []
         for index, (count, base_width) in enumerate(zip(counts, STAGE_WIDTHS)):
             width = _scaled(base_width, width_mult)
             norm = norm_for(index + 1)
@@ -140,8 +144,9 @@ class ResNet(nn.Layer):
                 blocks.append(block(in_ch, width, stride, norm))
                 in_ch = width * block.expansion
             self.add_sublayer('layer{}'.format(index + 1), nn.Sequential(*blocks))
-            self.out_channels.append(in_ch)
-        self.strides = [4, 8, 16, 32]
+            out_channels.append(in_ch)
+        # what the neck is built for (core/workspace.py, ``__in_shape_from__``)
+        self.out_shape = [ShapeSpec(c, s) for c, s in zip(out_channels, STAGE_STRIDES)]
 
         if pretrained:
             self.load_pretrained(pretrained)

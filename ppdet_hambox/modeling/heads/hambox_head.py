@@ -3,7 +3,8 @@
 feature -> [SSH context] -> cls tower -> face logit (1 per location)
                          -> box tower -> 4 box deltas
 Options (paper Table 4): ``num_convs`` 1 by default, 4 for the deep head (DH,
-RetinaNet's towers); ``use_ssh`` for the SSH context module; ``use_pa`` for
+RetinaNet's towers, shared by the levels); ``use_ssh`` for the SSH context
+module, one per level or one for all (``share_context``); ``use_pa`` for
 PyramidBox's pyramid anchors: extra logits and deltas per location for the
 context boxes (head, body) of ``pa_branches`` branches, computed in training
 only so they are absent from eval and the exported graph.
@@ -38,30 +39,43 @@ def _flatten(x, per_location):
     return x.transpose([0, 2, 3, 1]).reshape([0, -1, per_location])
 
 
+def _context_modules(channels, num_levels, shared):
+    """One ``SSHContext`` for all levels, or a ``LayerList`` of one per level."""
+    if shared:
+        return SSHContext(channels)
+    return nn.LayerList([SSHContext(channels) for _ in range(num_levels)])
+
+
 @register
 class HAMBoxHead(nn.Layer):
     """Args:
-        in_channels: channels of the neck's levels.
+        in_shape: ``ShapeSpec`` of the neck's levels (its ``out_shape``; set by
+            the architecture, not by configs); all of one channel count.
         feat_channels: channels of the tower convs.
         num_convs: 3x3 conv + ReLU layers per tower (1 default, 4 = DH).
         use_ssh: put the SSH context module before the towers.
+        share_context: one SSH module for every level (True) or one per
+            level (False, as SSH, PyramidBox and RetinaFace build it).
         use_pa: add the pyramid-anchor branches (training only).
         pa_branches: number of pyramid-anchor context boxes (2: head, body).
         prior_prob: initial face probability of every anchor (focal-loss init).
         init_std: std of the normal initialisation of the convs.
     """
 
-    def __init__(self, in_channels=256, feat_channels=256, num_convs=1, use_ssh=False, use_pa=False,
-                 pa_branches=2, prior_prob=0.01, init_std=0.01):
+    def __init__(self, in_shape, feat_channels=256, num_convs=1, use_ssh=False, share_context=False,
+                 use_pa=False, pa_branches=2, prior_prob=0.01, init_std=0.01):
         super().__init__()
+        in_channels = in_shape[0].channels
+        if any(s.channels != in_channels for s in in_shape):
+            raise ValueError('HAMBoxHead is shared by the levels and needs one channel count, got {}'.format(
+                [s.channels for s in in_shape]))
         if num_convs < 0:
             raise ValueError('HAMBoxHead.num_convs must be >= 0, got {}'.format(num_convs))
         if not 0.0 < prior_prob < 1.0:
             raise ValueError('HAMBoxHead.prior_prob must be in (0, 1), got {}'.format(prior_prob))
-        self.in_channels = in_channels
         self.use_pa = use_pa
         self.pa_branches = pa_branches
-        self.ssh = SSHContext(in_channels) if use_ssh else None
+        self.ssh = _context_modules(in_channels, len(in_shape), share_context) if use_ssh else None
         self.cls_tower = _tower(in_channels, feat_channels, num_convs, init_std)
         self.box_tower = _tower(in_channels, feat_channels, num_convs, init_std)
         tower_out = feat_channels if num_convs else in_channels
@@ -77,8 +91,10 @@ class HAMBoxHead(nn.Layer):
         training with PA ``aux = dict(cls_logits [B, A, P], box_deltas [B, A, P, 4])``."""
         cls_logits, box_deltas, pa_logits, pa_deltas = [], [], [], []
         with_pa = self.use_pa and self.training
-        for feat in pyramid:
-            if self.ssh is not None:
+        for level, feat in enumerate(pyramid):
+            if isinstance(self.ssh, nn.LayerList):
+                feat = self.ssh[level](feat)
+            elif self.ssh is not None:
                 feat = self.ssh(feat)
             cls_feat = self.cls_tower(feat)
             box_feat = self.box_tower(feat)

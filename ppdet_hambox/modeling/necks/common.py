@@ -6,16 +6,26 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from ppdet_hambox.modeling.shape_spec import ShapeSpec
+
 FUSIONS = ('product', 'sum')
 UPSAMPLES = ('nearest', 'bilinear')
 
 
-def check_neck_args(name, in_channels, fusion):
-    if len(in_channels) != 4:
-        raise ValueError('{}.in_channels must list the channels of C2..C5 (4 ints), got {!r}'.format(
-            name, in_channels))
+def check_neck_args(name, in_shape, fusion):
+    if len(in_shape) != 4:
+        raise ValueError('{} takes the four backbone levels C2..C5, got {} ({!r})'.format(
+            name, len(in_shape), in_shape))
     if fusion not in FUSIONS:
         raise ValueError('{}.fusion must be one of {}, got {!r}'.format(name, FUSIONS, fusion))
+
+
+def pyramid_out_shape(in_shape, channels):
+    """P2..P7 of a neck on C2..C5: the four input strides, then two stride-2
+    levels above C5, all of ``channels`` channels."""
+    top = in_shape[-1].stride
+    strides = [s.stride for s in in_shape] + [top * 2, top * 4]
+    return [ShapeSpec(channels, stride) for stride in strides]
 
 
 def upsample_to(x, like):

@@ -8,8 +8,8 @@ smooth P2..P6.
 import paddle.nn as nn
 
 from ppdet_hambox.core.workspace import register
-from ppdet_hambox.modeling.necks.common import (ExtraLevels, Lateral, TopDownMerge,
-                                                 check_neck_args, smoothing_convs)
+from ppdet_hambox.modeling.necks.common import (ExtraLevels, Lateral, TopDownMerge, check_neck_args,
+                                                 pyramid_out_shape, smoothing_convs)
 
 __all__ = ['FPN']
 
@@ -17,20 +17,20 @@ __all__ = ['FPN']
 @register
 class FPN(nn.Layer):
     """Args:
-        in_channels: channels of C2..C5 (the backbone's ``out_channels``).
+        in_shape: ``ShapeSpec`` of C2..C5 (the backbone's ``out_shape``; set
+            by the architecture, not by configs).
         out_channels: channels of every output level.
     """
 
-    def __init__(self, in_channels=(256, 512, 1024, 2048), out_channels=256):
+    def __init__(self, in_shape, out_channels=256):
         super().__init__()
-        check_neck_args('FPN', in_channels, 'sum')
-        self.in_channels = list(in_channels)
-        self.out_channels = out_channels
+        check_neck_args('FPN', in_shape, 'sum')
+        in_channels = [s.channels for s in in_shape]
+        self.out_shape = pyramid_out_shape(in_shape, out_channels)
         self.laterals = nn.LayerList([Lateral(c, out_channels, 'sum') for c in in_channels])
         self.extra = ExtraLevels(in_channels[-1], out_channels)
         self.merges = nn.LayerList([TopDownMerge(out_channels, 'sum') for _ in range(5)])
         self.smooth = smoothing_convs(5, out_channels)
-        self.strides = [4, 8, 16, 32, 64, 128]
 
     def forward(self, feats):
         """``[C2, C3, C4, C5]`` -> ``[P2, ..., P7]``."""
