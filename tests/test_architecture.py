@@ -74,7 +74,7 @@ def test_convention_options_build_and_train(sections):
     """Each choice docs/detector.md weighs builds and takes a training step."""
     model = create('HAMBox', tiny_cfg(use_pa=True, **sections))
     model.train()
-    out = model(make_batch(batch=1))
+    out, _ = model(make_batch(batch=1))
     assert np.isfinite(out['loss'].item())
     out['loss'].backward()
     assert model.head.cls_pred.weight.grad is not None
