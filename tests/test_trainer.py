@@ -54,7 +54,7 @@ class TtNoise:
 
 @register
 class TtToyDetector(nn.Layer):
-    """Conv + linear box regressor with the loss dict of CONTRACTS.md.
+    """Conv + linear box regressor with the loss dict of docs/architecture.md.
     ``nan_at``: the forward call (1-based) whose loss is NaN."""
 
     def __init__(self, nan_at=0):

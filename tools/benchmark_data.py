@@ -1,7 +1,7 @@
 """Augmented training samples per second per data worker (JSON on the last line).
 
     python tools/benchmark_data.py [-c configs/datasets/widerface.yml]
-                                   [--data-dir ../shared/data] [--num-samples 200] [--seed 0]
+                                   [--data-dir DIR] [--num-samples 200] [--seed 0]
 
 Runs the config's TrainReader.sample_transforms in one process on the photos
 below DATA_DIR/samples (or DATA_DIR itself), with their WIDER FACE faces where

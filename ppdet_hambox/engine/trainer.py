@@ -7,7 +7,7 @@ trainer.resume('output/hambox_demo')      # optional: a checkpoint or its folder
 trainer.train(validate=True)
 ```
 One step: a batch from ``TrainReader`` -> ``model(batch)`` (the loss dict of
-CONTRACTS.md) -> NaN/Inf check -> backward -> optimizer step -> LR step ->
+docs/architecture.md) -> NaN/Inf check -> backward -> optimizer step -> LR step ->
 EMA update. Checkpoints, logs and evaluation hang off the step as callbacks
 (``callbacks.py``), on the main process only.
 """
