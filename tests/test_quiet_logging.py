@@ -78,6 +78,10 @@ def test_settings_reach_child_processes_and_respect_the_user(monkeypatch):
     entries = os.environ['PYTHONWARNINGS'].split(',')
     assert entries[0] == 'default::DeprecationWarning'
     assert 'ignore:No ccache found' in entries
+    for entry in entries[1:]:   # each a valid -W option: action:message, nothing split apart
+        action, message = entry.split(':')
+        assert action == 'ignore' and message in project_logger.PADDLE_NOISE
+    assert len(entries) == 1 + len(project_logger.PADDLE_NOISE)
     project_logger.quiet_paddle()
     assert os.environ['PYTHONWARNINGS'].split(',') == entries   # not appended twice
 

@@ -10,9 +10,11 @@ FORMAT = '[%(asctime)s] %(levelname)s %(name)s: %(message)s'
 DATE_FORMAT = '%m/%d %H:%M:%S'
 
 PADDLE_LOG_ENV = 'HAMBOX_PADDLE_LOG'
-# Python warnings Paddle raises on every start or export, none of them about
-# the user's model or data; matched at the start of the message.
-PADDLE_NOISE = ('No ccache found', "Tensor do not have 'place' interface")
+# Python warnings Paddle raises at start-up, export or training, none of them about
+# the user's model or data; matched at the start of the message. No ',' or ':'
+# (they separate the fields of PYTHONWARNINGS).
+PADDLE_NOISE = ('No ccache found', "Tensor do not have 'place' interface",
+                'When training')   # "..., we now always track global mean and variance"
 
 
 def paddle_log_wanted():
