@@ -7,6 +7,14 @@ setup(
     description='HAMBox (CVPR 2020) face detection in PaddlePaddle',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    classifiers=[
+        'License :: OSI Approved :: Apache Software License',
+        'Programming Language :: Python :: 3',
+        'Operating System :: OS Independent',
+        'Intended Audience :: Science/Research',
+        'Topic :: Scientific/Engineering :: Image Recognition',
+    ],
     python_requires='>=3.9',
     packages=find_packages(include=['ppdet_hambox', 'ppdet_hambox.*']),
     install_requires=[

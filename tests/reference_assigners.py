@@ -1,4 +1,4 @@
-"""Slow, literal references of the matching strategies (METHOD.md section 2).
+"""Slow, literal references of the matching strategies (docs/method.md).
 
 Plain Python loops over faces and anchors, written from the text and not
 from the fast code, one image at a time. Thresholds are compared in float32
@@ -121,7 +121,7 @@ def nams_ref(anchors, faces, pos_iou=0.35, cand_iou=0.1, pred_boxes=None):
 
 
 def hambox_ref(anchors, pred_boxes, faces, pos_iou=0.35, K=3, T=0.8, ignore_iou=0.5):
-    """Algorithm 1 as METHOD.md words it."""
+    """Algorithm 1 as docs/method.md words it."""
     # 1. first step = SMS; D[i] = positives of face i
     labels, gt_index = sms_reference(anchors, faces, pos_iou)
     online_iou = iou_matrix(faces, pred_boxes)

@@ -1,5 +1,5 @@
 """Reference WIDER FACE evaluation for the tests and the benchmark: a plain per-image, per-box loop
-written step by step from docs/WIDER_EVAL.md, independent of the vectorised code in
+written step by step from docs/evaluation_protocol.md, independent of the vectorised code in
 ``ppdet_hambox.metrics.widerface`` (it shares only the parsed inputs).
 
 Deliberately different formulations: rounding through ``floor`` instead of ``trunc``, the match by

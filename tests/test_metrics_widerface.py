@@ -1,4 +1,4 @@
-"""WIDER FACE evaluation: hand-derived cases for every rule of docs/WIDER_EVAL.md, the python-port
+"""WIDER FACE evaluation: hand-derived cases for every rule of docs/evaluation_protocol.md, the python-port
 differences, odd prediction files, vectorised == per-box reference, and the real val ground truth.
 
 Notation in the comments: t_k = 1 - k/1000; "k 1-499: P1 R1" means that for those thresholds the

@@ -1,10 +1,10 @@
 """Every number each paper row depends on, pinned against a table transcribed
-from the paper (/work/shared/paper, section 4.1) and ../shared/docs/METHOD.md,
+from the paper (section 4.1) and the readings of docs/method.md,
 never read from the configs. One test per (row, key): a typo in a row file or
 in any base file it inherits fails a test named after both.
 
 A key a config leaves out counts with the registered constructor's default
-(what the model would be built with). Keys the paper and METHOD.md leave to
+(what the model would be built with). Keys the paper and docs/method.md leave to
 the project (warm-up, most LFPN implementation options, data-loader workers)
 are not pinned here; the project decisions that are pinned say where they
 come from. Channel counts of the backbone, neck and head inputs are not
@@ -24,7 +24,7 @@ ABSENT = object()
 
 # What every row shares.
 COMMON = {
-    # Detector (paper 4.1; METHOD 1): ResNet-50 from ImageNet weights, LFPN
+    # Detector (paper 4.1; docs/method.md): ResNet-50 from ImageNet weights, LFPN
     # (PyramidBox: product fusion, top-down from C5), P2..P7, one square
     # anchor per location, sizes ratio x {16..512}, Faster R-CNN deltas.
     'architecture': 'HAMBox',
@@ -45,7 +45,7 @@ COMMON = {
     'AnchorGenerator.sizes': [16, 32, 64, 128, 256, 512],
     'AnchorGenerator.strides': [4, 8, 16, 32, 64, 128],
     'BoxCoder.weights': [10.0, 10.0, 5.0, 5.0],
-    # Loss (paper 3.3; METHOD 3): sigmoid focal loss alpha 0.25 gamma 2,
+    # Loss (paper 3.3; docs/method.md): sigmoid focal loss alpha 0.25 gamma 2,
     # smooth L1 beta 1/9.
     'HAMBoxLoss.alpha': 0.25,
     'HAMBoxLoss.gamma': 2.0,
@@ -54,7 +54,7 @@ COMMON = {
     # eq. 1 and 2 as written: the ignore rule on, no cap on the compensated terms
     'HAMBoxLoss.ral_ignore': True,
     'HAMBoxLoss.compensated_weight_cap': None,
-    # Optimisation (paper 4.1; METHOD 5): synchronised SGD, momentum 0.9,
+    # Optimisation (paper 4.1; docs/method.md): synchronised SGD, momentum 0.9,
     # weight decay 5e-5, lr 0.01 for 4 GPUs x 7 images, x0.1 at 110k of 140k.
     'OptimizerBuilder.optimizer.type': 'Momentum',
     'OptimizerBuilder.optimizer.momentum': 0.9,
@@ -68,7 +68,7 @@ COMMON = {
     'max_iters': 140000,
     'TrainReader.batch_size': 7,
     'TrainReader.shuffle': True,
-    # Data (paper 4.1; METHOD 4): photometric distortion, data-anchor-sampling
+    # Data (paper 4.1; docs/method.md): photometric distortion, data-anchor-sampling
     # with probability 0.5 (targets in [anchor / 2, anchor * 2] over the six
     # anchor sizes) else an S3FD square crop, flip 0.5, 640 x 640. Faces
     # flagged invalid are no training targets.
@@ -125,7 +125,7 @@ COMMON = {
     'OptimizerBuilder.decay_norm_and_bias': False,
 }
 
-# Matching (paper 3.2, 4.1; METHOD 2): IoU 0.35 for every strategy; NAMS
+# Matching (paper 3.2, 4.1; docs/method.md): IoU 0.35 for every strategy; NAMS
 # candidates IoU > 0.1; OAM K 3, T 0.8 (Table 2's best), ignore >= 0.5.
 ASSIGNER_KEYS = {
     'SMSAssigner': {'SMSAssigner.pos_iou': 0.35},

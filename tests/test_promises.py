@@ -42,7 +42,7 @@ class PromiseFaces(paddle.io.Dataset):
 
 @register
 class PromiseDetector(nn.Layer):
-    """Conv + dropout + linear box regressor (``(losses, stats)`` of CONTRACTS.md);
+    """Conv + dropout + linear box regressor (``(losses, stats)`` of docs/architecture.md);
     ``nan_at``: the forward call (1-based) whose loss is NaN."""
 
     def __init__(self, nan_at=0, dropout=0.5):

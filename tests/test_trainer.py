@@ -57,7 +57,7 @@ class TtNoise:
 @register
 class TtToyDetector(nn.Layer):
     """Conv + linear box regressor returning ``(losses, stats)`` as in
-    CONTRACTS.md. ``nan_at``: the forward call (1-based) whose loss is NaN.
+    docs/architecture.md. ``nan_at``: the forward call (1-based) whose loss is NaN.
     Its ``toy_iou`` statistic is the mean of 0.9 over 2 items in odd calls
     and 0.6 over 1 item in even calls."""
 

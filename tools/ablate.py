@@ -18,6 +18,8 @@ import sys
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 import ppdet_hambox.components  # noqa: E402,F401
 from ppdet_hambox.jobs.ablation import ROWS, format_table, run_row  # noqa: E402
 from ppdet_hambox.core.errors import run_tool  # noqa: E402

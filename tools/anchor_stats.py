@@ -17,6 +17,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 import ppdet_hambox.components  # noqa: E402,F401  (registers the transforms the configs name)
 from ppdet_hambox.analysis import anchor_stats  # noqa: E402
 from ppdet_hambox.analysis.face_sets import original_faces  # noqa: E402

@@ -1,7 +1,7 @@
 """Augmented training samples per second per data worker (JSON on the last line).
 
     python tools/benchmark_data.py [-c configs/datasets/widerface.yml]
-                                   [--data-dir ../shared/data] [--num-samples 200] [--seed 0]
+                                   [--data-dir DIR] [--num-samples 200] [--seed 0]
 
 Runs the config's TrainReader.sample_transforms in one process on the photos
 below DATA_DIR/samples (or DATA_DIR itself), with their WIDER FACE faces where
@@ -15,6 +15,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.data.benchmark import IMAGE_EXTENSIONS, find_photos, run  # noqa: E402
 

@@ -26,6 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.metrics import widerface as W  # noqa: E402
 

@@ -13,6 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.evaluation.evaluator import protocol_name  # noqa: E402
 from ppdet_hambox.evaluation.inference import infer_images, list_images  # noqa: E402

@@ -14,6 +14,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.analysis.match_stats import MatchStats  # noqa: E402
 from ppdet_hambox.analysis.model_outputs import collect_match_stats  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_match_stats  # noqa: E402

@@ -30,6 +30,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.utils.process import guarded  # noqa: E402
 
 COPIED = ('ppdet_hambox', 'tests', 'configs', 'tools', 'deploy', 'setup.py')

@@ -18,6 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.analysis.mining_log import (logged_kinds, read_mining_log, summarize,  # noqa: E402
                                               weighted_smooth)
 from ppdet_hambox.core.errors import run_tool  # noqa: E402

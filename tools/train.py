@@ -17,6 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
+quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.utils.cli import base_parser  # noqa: E402

@@ -186,6 +186,8 @@ def build_rows(args, cfg, model, model_dir, image):
 
 
 def main(argv=None):
+    from infer import quiet_paddle
+    quiet_paddle()
     parser = argparse.ArgumentParser(description='Latency of every runtime and precision at 640x480.')
     parser.add_argument('-c', '--config', default=DEFAULT_CONFIG)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides, e.g. weights=...')

@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -32,6 +33,8 @@ PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
 MKLDNN_CACHE_CAPACITY = 10   # input shapes whose oneDNN kernels are kept
 TIMING_WINDOW = 1000         # calls whose timings a Detector keeps
 EXIT_USER_ERROR = 2
+PADDLE_LOG_ENV = 'HAMBOX_PADDLE_LOG'   # 1: show Paddle's own logging
+PADDLE_NOISE = ('No ccache found', "Tensor do not have 'place' interface")
 
 
 class DeployError(Exception):
@@ -49,6 +52,27 @@ def run_cli(main, argv=None):
         print('error: {}'.format(err), file=sys.stderr)
         return EXIT_USER_ERROR
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def paddle_log_wanted():
+    """True when ``$HAMBOX_PADDLE_LOG`` asks for Paddle's own logging."""
+    return os.environ.get(PADDLE_LOG_ENV, '0').strip().lower() not in ('', '0', 'false', 'no')
+
+
+def quiet_paddle():
+    """Unless ``HAMBOX_PADDLE_LOG=1``: hide glog INFO / WARNING lines and
+    Paddle's start-up warnings, through the environment so that child
+    processes inherit it. Call before paddle is imported (the same rule as
+    ``ppdet_hambox.utils.logger.quiet_paddle``; this script stands alone)."""
+    if paddle_log_wanted():
+        return False
+    os.environ.setdefault('GLOG_minloglevel', '2')
+    inherited = [entry for entry in os.environ.get('PYTHONWARNINGS', '').split(',') if entry]
+    entries = ['ignore:{}'.format(message) for message in PADDLE_NOISE]
+    os.environ['PYTHONWARNINGS'] = ','.join(inherited + [e for e in entries if e not in inherited])
+    for message in PADDLE_NOISE:
+        warnings.filterwarnings('ignore', message=message)
+    return True
 
 
 # ----------------------------------------------------------------------------- pre-processing
@@ -283,6 +307,8 @@ def make_config(model_dir, device='auto', cpu_threads=None, enable_mkldnn=True, 
             {'image': [1, 3, trt_min_size, trt_min_size]}, {'image': [1, 3, trt_max_size, trt_max_size]},
             {'image': [1, 3, 480, 640]})
     config.switch_ir_optim(True)
+    if not paddle_log_wanted():
+        config.disable_glog_info()  # the PIR pass banners and glog lines of predictor creation
     return config
 
 
@@ -531,6 +557,7 @@ def check_device(device):
 
 def main(argv=None):
     """Exit status: 0 done, 1 some image skipped, 2 bad input (see run_cli)."""
+    quiet_paddle()
     args = parse_args(argv)
     check_model_dir(args.model_dir)
     check_device(args.device)

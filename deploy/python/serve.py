@@ -541,6 +541,8 @@ def listen(host, port):
 
 
 def main(argv=None):
+    from infer import quiet_paddle
+    quiet_paddle()
     import uvicorn
 
     args = parse_args(argv)

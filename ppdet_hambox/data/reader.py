@@ -12,7 +12,7 @@ Usage::
                 continue
             ...
 
-A batch is a dict of ``paddle.Tensor`` (see CONTRACTS.md, plus
+A batch is a dict of ``paddle.Tensor`` (see docs/architecture.md, plus
 ``ori_shape`` int64 [B, 2]) and ``num_skipped``, the number of samples left
 out of it because their image could not be read (an int, so B may be less
 than the batch size). When all were skipped the batch holds only

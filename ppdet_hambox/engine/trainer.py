@@ -7,7 +7,7 @@ trainer.resume('output/hambox_demo')      # optional: a checkpoint or its folder
 trainer.train(validate=True)
 ```
 One step: a batch from ``TrainReader`` -> ``model(batch)`` (``(losses,
-stats)``, CONTRACTS.md) -> NaN/Inf check of the loss terms -> backward ->
+stats)``, docs/architecture.md) -> NaN/Inf check of the loss terms -> backward ->
 optimizer step -> LR step -> EMA update. Checkpoints, logs and evaluation
 hang off the step as callbacks (``callbacks.py``), on the main process only.
 The log averages the loss terms over the steps since the last record, and

@@ -19,6 +19,7 @@ import yaml
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.export.exporter import INFER_CFG, MODEL_FILES
 from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.utils.logger import paddle_log_wanted
 
 __all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'PRECISIONS', 'MKLDNN_CACHE_CAPACITY']
 
@@ -75,6 +76,8 @@ def inference_config(model_dir, precision='fp32', device=None, cpu_threads=None,
         else:
             config.disable_mkldnn()
     config.switch_ir_optim(True)
+    if not paddle_log_wanted():
+        config.disable_glog_info()  # the PIR pass banners and glog lines of predictor creation
     return config
 
 

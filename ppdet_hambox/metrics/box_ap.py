@@ -10,7 +10,7 @@ annotation can be written in:
 
 Blank lines and ``#`` comments are allowed; any other malformed line, a NaN, or a ground-truth box
 with x2 < x1 or y2 < y1 is an error naming the file and line. Boxes are continuous pixel
-coordinates and IoU has no ``+1`` (docs/CONTRACTS.md).
+coordinates and IoU has no ``+1`` (docs/architecture.md).
 
 Matching (PASCAL VOC devkit): detections of all images sorted by score, highest first (stable:
 ties keep file order); each takes the face of its image with the highest IoU (first on ties); if

@@ -1,4 +1,4 @@
-"""FDDB evaluation: discrete and continuous ROC (docs/FDDB_EVAL.md).
+"""FDDB evaluation: discrete and continuous ROC (docs/evaluation_protocol.md).
 
 Matching, per image and per score threshold, as the benchmark's ``evaluate`` does: for every
 distinct detection score ``s`` of the image, the detections with score >= s are matched to the
@@ -36,7 +36,7 @@ and ``factor``, reported in the result):
 - ``none``: rectangles as they are.
 
 Note: the benchmark's C++ code adds the ratio of every matched pair, also those <= 0.5, to the
-continuous score; this module follows docs/FDDB_EVAL.md, where such pairs are not matches.
+continuous score; this module follows the protocol (docs/evaluation_protocol.md), where such pairs are not matches.
 """
 import argparse
 import glob

@@ -1,6 +1,6 @@
 """WIDER FACE val evaluation: easy / medium / hard AP, vectorised with NumPy.
 
-Implements docs/WIDER_EVAL.md in two labelled modes:
+Implements the protocol of docs/evaluation_protocol.md in two labelled modes:
 
 ``official`` (default)
     What the MATLAB ``eval_tools`` print (the numbers papers report): boxes of

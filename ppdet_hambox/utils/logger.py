@@ -1,11 +1,46 @@
-"""Logging set-up shared by the tools: one format, rank-aware, optional file."""
+"""Logging set-up shared by the tools: one format, rank-aware, optional file,
+and Paddle's own logging kept out of the way unless asked for."""
 import logging
 import os
 import sys
+import warnings
 
 LOGGER_NAME = 'ppdet_hambox'
 FORMAT = '[%(asctime)s] %(levelname)s %(name)s: %(message)s'
 DATE_FORMAT = '%m/%d %H:%M:%S'
+
+PADDLE_LOG_ENV = 'HAMBOX_PADDLE_LOG'
+# Python warnings Paddle raises at start-up, export or training, none of them about
+# the user's model or data; matched at the start of the message. No ',' or ':'
+# (they separate the fields of PYTHONWARNINGS).
+PADDLE_NOISE = ('No ccache found', "Tensor do not have 'place' interface",
+                'When training')   # "..., we now always track global mean and variance"
+
+
+def paddle_log_wanted():
+    """True when ``$HAMBOX_PADDLE_LOG`` asks for Paddle's own logging."""
+    return os.environ.get(PADDLE_LOG_ENV, '0').strip().lower() not in ('', '0', 'false', 'no')
+
+
+def quiet_paddle():
+    """Hide Paddle's internal logging (glog INFO / WARNING lines, PIR pass
+    banners, start-up warnings) unless ``HAMBOX_PADDLE_LOG=1``.
+
+    Must run before ``paddle`` is imported: glog reads ``GLOG_minloglevel``
+    when the library loads. The settings go through the environment, so
+    child processes (data workers, the deploy script) inherit them. A
+    ``GLOG_minloglevel`` the user set is kept. Predictors additionally call
+    ``Config.disable_glog_info()`` when this returns True.
+    """
+    if paddle_log_wanted():
+        return False
+    os.environ.setdefault('GLOG_minloglevel', '2')
+    entries = ['ignore:{}'.format(message) for message in PADDLE_NOISE]
+    inherited = [entry for entry in os.environ.get('PYTHONWARNINGS', '').split(',') if entry]
+    os.environ['PYTHONWARNINGS'] = ','.join(inherited + [e for e in entries if e not in inherited])
+    for message in PADDLE_NOISE:
+        warnings.filterwarnings('ignore', message=message)
+    return True
 
 
 def setup_logger(output_file=None, rank=0, level=logging.INFO):

@@ -260,7 +260,7 @@ def _labels_of(cells, image_index, num_faces):
 
 @register
 class WIDERFaceDataset(paddle.io.Dataset):
-    """WIDER FACE images with their faces, as records (see CONTRACTS.md).
+    """WIDER FACE images with their faces, as records (see docs/architecture.md).
 
     Boxes with width or height <= 0 are never kept. Faces flagged invalid are
     dropped, or kept with ``gt_ignore`` True when ``keep_invalid``. The

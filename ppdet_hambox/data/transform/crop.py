@@ -50,7 +50,7 @@ def _window_start(lo_edge, hi_edge, extent, window, rng):
 
 @register
 class DataAnchorSampling:
-    """PyramidBox data-anchor-sampling (METHOD.md section 4).
+    """PyramidBox data-anchor-sampling (docs/method.md, data and training).
 
     With probability ``prob`` (and when the image has faces): pick a face at
     random, draw its target size with ``sample_face_size``, rescale the image

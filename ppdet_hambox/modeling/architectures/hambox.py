@@ -22,7 +22,7 @@ __all__ = ['HAMBox', 'HAMBoxInference']
 
 @register
 class HAMBox(nn.Layer):
-    """Args (all registered components, see CONTRACTS.md):
+    """Args (all registered components, see docs/architecture.md):
         backbone, neck, head, anchor_generator, box_coder, assigner, loss,
         post_process; ``pa_loss`` (optional) supervises the head's
         pyramid-anchor branches and needs ``HAMBoxHead.use_pa: true``.
