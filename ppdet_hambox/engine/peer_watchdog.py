@@ -1,0 +1,139 @@
+"""Stop a distributed training run whose peers are gone.
+
+A collective waits for every process, so when a node dies (power, network,
+``kill -9``) the others may wait a long time: gloo gives up after about
+30 s, NCCL only after ``PADDLE_PG_TIMEOUT`` (30 min by default) or never.
+``PeerWatchdog`` bounds that wait on every backend with heartbeats through
+the rendezvous store that ``paddle.distributed.launch`` already runs on
+global rank 0 (``PADDLE_MASTER``): every rank bumps its counter every
+``timeout / 10`` s; global rank 0 watches every counter, the other ranks
+watch rank 0's. A counter that does not move for ``timeout`` s, or a store
+that does not answer for that long, ends this process at once (exit status
+``EXIT_LOST_PEER``) after logging which rank was lost and the checkpoint to
+resume from. Rank 0 ending takes its store with it, so the other ranks
+follow within a few seconds. The heartbeats run in their own threads, so a
+rank blocked in a collective or busy evaluating still beats.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+from ppdet_hambox.utils.checkpoint import latest_checkpoint
+from ppdet_hambox.utils.logger import get_logger
+
+__all__ = ['PeerWatchdog', 'EXIT_LOST_PEER', 'is_communication_error', 'lost_peer_message']
+
+EXIT_LOST_PEER = 4
+KEY = 'ppdet_hambox/heartbeat/{}'
+STORE_GRACE_S = 10  # a store that fails (rank 0 ended) is a loss only if this process is still training
+# What gloo, NCCL and the TCP store say when a peer is gone.
+COMMUNICATION_MARKERS = ('gloo', 'nccl', 'connection reset', 'connection closed', 'connection refused',
+                         'broken pipe', 'timeout', 'tcp ', 'socket')
+
+logger = get_logger('engine')
+
+
+def store_endpoint():
+    """``(host, port)`` of the rendezvous store, found as ``init_parallel_env`` finds it."""
+    if os.environ.get('MASTER_ADDR') and os.environ.get('MASTER_PORT'):
+        return os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT'])
+    endpoint = (os.environ.get('PADDLE_MASTER')
+                or os.environ.get('PADDLE_TRAINER_ENDPOINTS', '').split(',')[0])
+    if ':' not in endpoint:
+        return None
+    host, port = endpoint.rsplit(':', 1)
+    return host, int(port)
+
+
+def is_communication_error(err):
+    """True for the errors a collective raises when a peer is gone."""
+    text = str(err).lower()
+    return any(marker in text for marker in COMMUNICATION_MARKERS)
+
+
+def lost_peer_message(rank, iteration, save_dir, reason):
+    """One line: what was lost, where this process stopped, what to resume."""
+    last = latest_checkpoint(save_dir)
+    where = ('the last complete checkpoint is {0} (resume the whole run with -r {0})'.format(last) if last
+             else 'no checkpoint in {} on this node (global rank 0 writes them)'.format(save_dir))
+    return 'distributed training stopped on global rank {} ({}) after iteration {}: {}; {}'.format(
+        rank, socket.gethostname(), iteration, reason, where)
+
+
+class PeerWatchdog:
+    """Heartbeats of global rank ``rank`` of ``world_size``; ``describe(reason)``
+    builds the line logged before this process ends. ``start()``, then
+    ``stop()`` once this rank leaves its training loop."""
+
+    def __init__(self, rank, world_size, timeout, describe):
+        self.rank, self.world_size, self.timeout = rank, world_size, float(timeout)
+        self.interval = max(0.5, self.timeout / 10)
+        self.describe = describe
+        self.watched = list(range(1, world_size)) if rank == 0 else [0]
+        self.stopped = threading.Event()
+        self.seen = {}           # rank -> (counter, when it last moved)
+        self.last_answer = None  # when the store last answered
+        self.store_error = None  # (when, text) of the first failed store call
+        self.store = None
+
+    def start(self):
+        endpoint = store_endpoint()
+        if endpoint is None:
+            logger.warning('no rendezvous store in the environment (PADDLE_MASTER): no heartbeat '
+                           'watchdog; a lost node is noticed only by the collectives\' own timeouts')
+            return self
+        from paddle.base import core
+        self.store = core.TCPStore(endpoint[0], endpoint[1], False, self.world_size, int(self.timeout) + 60)
+        now = time.time()
+        self.last_answer = now
+        self.seen = {r: (None, now) for r in self.watched}
+        for target in (self._beat, self._judge):
+            threading.Thread(target=target, name='peer-watchdog', daemon=True).start()
+        logger.info('peer watchdog: a process silent for %g s stops the run', self.timeout)
+        return self
+
+    def stop(self):
+        self.stopped.set()
+
+    def _beat(self):
+        """Store calls only: they may block for as long as a frozen peer does."""
+        try:
+            while not self.stopped.is_set():
+                self.store.add(KEY.format(self.rank), 1)
+                for rank in self.watched:
+                    count = self.store.add(KEY.format(rank), 0)
+                    if count != self.seen[rank][0]:
+                        self.seen[rank] = (count, time.time())
+                self.last_answer = time.time()
+                self.stopped.wait(self.interval)
+        except Exception as err:  # the store's host ended: paddle raises ValueError / RuntimeError
+            self.store_error = (time.time(), str(err).strip().splitlines()[0])
+
+    def _judge(self):
+        """Never blocks on the network, so it notices a store that hangs."""
+        while not self.stopped.wait(self.interval):
+            reason = self._verdict(time.time())
+            if reason and not self.stopped.is_set():
+                self._end(reason)
+
+    def _verdict(self, now):
+        if self.store_error and now - self.store_error[0] >= min(STORE_GRACE_S, self.timeout):
+            return 'the rendezvous store on global rank 0 failed ({}): that process or its node is ' \
+                   'gone'.format(self.store_error[1])
+        if now - self.last_answer > self.timeout:
+            return 'the rendezvous store on global rank 0 did not answer for {:.0f} s'.format(
+                now - self.last_answer)
+        silent = sorted(r for r, (_, moved) in self.seen.items() if now - moved > self.timeout)
+        if silent:
+            return 'no heartbeat from global rank(s) {} for {:g} s (node lost, frozen or cut off)'.format(
+                ', '.join(map(str, silent)), self.timeout)
+        return None
+
+    def _end(self, reason):
+        logger.error('%s', self.describe(reason))
+        for handler in logger.parent.handlers:
+            handler.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_LOST_PEER)  # the main thread may be stuck in a collective: no unwinding

@@ -1,0 +1,156 @@
+"""Two "nodes" on loopback (two launchers, one process each, separate working
+folders): exact resume, a node started differently is refused at start, and
+a lost node stops the other one with a clear error and nothing left behind.
+The equality with one process is in test_distributed.py."""
+import signal
+import sys
+import textwrap
+import time
+
+import numpy as np
+import paddle
+import pytest
+
+from ppdet_hambox.data.source import demo
+from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
+
+from nodes import Nodes
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
+                                reason='the cleanup relies on Linux process handling (PR_SET_PDEATHSIG)')
+
+CONFIG = """
+_BASE_: {base}
+TrainDataset: {{name: WIDERFaceDataset, dataset_dir: {data}, image_dir: WIDER_train/images,
+               anno_path: wider_face_split/wider_face_train_bbx_gt.txt}}
+TrainReader:
+  sample_transforms:
+    - Decode: {{}}
+    - RandomFlip: {{prob: 0.5}}
+    - Resize: {{target_size: [96, 96], keep_ratio: false}}
+    - Normalize: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true, to_rgb: true}}
+    - Permute: {{}}
+  batch_transforms: [{{PadGT: {{}}}}]
+  batch_size: 1
+  num_workers: {workers}
+use_ema: true
+max_iters: {iters}
+snapshot_iter: 2
+keep_checkpoints: 0
+log_iter: 1
+save_dir: output      # relative: each node writes (or not) in its own folder
+"""
+LOST_WITHIN_S = 120
+
+
+@pytest.fixture(scope='module')
+def make_config(tmp_path_factory, repo_root):
+    root = tmp_path_factory.mktemp('multinode')
+    data = root / 'data'
+    demo.generate(str(data), seed=1, num_train=4, num_val=1, size='160x128')
+
+    def make(name, iters, workers=0):
+        path = root / '{}.yml'.format(name)
+        path.write_text(textwrap.dedent(CONFIG.format(
+            base=repo_root / 'configs' / 'demo' / 'hambox_demo.yml', data=data, iters=iters, workers=workers)))
+        return str(path)
+    return make
+
+
+def finished(nodes, timeout):
+    codes = nodes.wait(timeout)
+    report = '\n'.join('--- node {} ---\n{}'.format(n, nodes.worker_log(n)[-2500:]) for n in range(2))
+    assert codes == [0, 0], report
+    return report
+
+
+def weights(path):
+    return {k: v.numpy() for k, v in paddle.load(str(path)).items()}
+
+
+def test_two_node_run_resumes_exactly_and_only_global_rank_0_writes(make_config, repo_root, tmp_path):
+    config = make_config('resume', iters=4)
+    with Nodes(tmp_path / 'full', repo_root, ['-c', config, '--use_vdl']) as full, \
+            Nodes(tmp_path / 'part', repo_root, ['-c', config, '-o', 'max_iters=2']) as part:
+        finished(full, 150)
+        finished(part, 150)
+    out = tmp_path / 'part' / 'node0' / 'output' / 'resume'
+    assert [it for it, _ in list_checkpoints(str(out))] == [2]
+    with Nodes(tmp_path / 'part', repo_root, ['-c', config, '-r', str(out / 'iter_0000002.pdckpt')]) as resumed:
+        finished(resumed, 150)
+    assert 'resumed from {} at iteration 2'.format(out / 'iter_0000002.pdckpt') in resumed.worker_log(0)
+
+    full_out = tmp_path / 'full' / 'node0' / 'output' / 'resume'
+    assert (full_out / 'train.log').exists() and (full_out / 'train_log.jsonl').exists()
+    assert list((full_out / 'vdl').iterdir()), 'global rank 0 wrote no VisualDL record'
+    # global rank 1 is local rank 0 of its node: it must write nothing
+    assert not (tmp_path / 'full' / 'node1' / 'output').exists()
+    assert not (tmp_path / 'part' / 'node1' / 'output').exists()
+
+    expected, got = weights(full_out / 'model_final.pdparams'), weights(out / 'model_final.pdparams')
+    assert sorted(expected) == sorted(got)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert read_checkpoint(str(out / 'iter_0000004.pdckpt'))['extra']['world_size'] == 2
+
+
+def test_a_node_started_differently_is_refused_at_start(make_config, repo_root, tmp_path):
+    """Node 1 gets another learning rate and another code version (a copy of
+    the package with one file changed)."""
+    import shutil
+    code = tmp_path / 'other_code'
+    for folder in ('ppdet_hambox', 'tools'):
+        shutil.copytree(str(repo_root / folder), str(code / folder), ignore=shutil.ignore_patterns('__pycache__'))
+    with open(str(code / 'ppdet_hambox' / 'engine' / 'ema.py'), 'a') as f:
+        f.write('\n# another version\n')
+    config = make_config('refused', iters=4)
+    started = time.time()
+    with Nodes(tmp_path, repo_root, ['-c', config],
+               node_args={1: ['-o', 'LearningRate.base_lr=0.02']},
+               node_code={1: code}) as nodes:
+        codes = nodes.wait(120)
+        logs = [nodes.worker_log(n) for n in range(2)]
+        assert all(code not in (None, 0) for code in codes), (codes, logs)
+        assert not nodes.alive()
+    assert time.time() - started < 100
+    for log in logs:
+        errors = [line for line in log.splitlines() if line.startswith('error:')]
+        assert len(errors) == 1, log[-3000:]
+        assert 'global rank 1' in errors[0] and 'differs from global rank 0' in errors[0]
+        named = errors[0].split(' in ', 1)[1]
+        assert 'LearningRate.base_lr' in named and '(code: ppdet_hambox sources)' in named
+        assert 'TrainReader' not in named and 'max_iters' not in named
+        assert 'Traceback' not in log and 'iter 1/' not in log
+    assert not (tmp_path / 'node0' / 'output' / 'refused').exists() or \
+        not list_checkpoints(str(tmp_path / 'node0' / 'output' / 'refused'))
+
+
+@pytest.mark.parametrize('how', ['kill', 'freeze'])
+def test_a_lost_node_stops_the_other_with_a_clear_error(make_config, repo_root, tmp_path, how):
+    """``kill``: ``kill -9`` of node 1's launcher, rank and data worker (the
+    connections close, the collective fails at once). ``freeze``: SIGSTOP
+    of the same processes (a hung or cut-off node: nothing closes, gloo
+    would wait 30 s; the 6 s heartbeat timeout must act first)."""
+    config = make_config('lost_' + how, iters=100000, workers=1)
+    out = tmp_path / 'node0' / 'output' / ('lost_' + how)
+    with Nodes(tmp_path, repo_root, ['-c', config, '-o', 'peer_timeout=6']) as nodes:
+        nodes.wait(150, until=lambda: len(list_checkpoints(str(out))) >= 1 and len(nodes.node_processes(1)) >= 3)
+        assert list_checkpoints(str(out)), nodes.worker_log(0)[-3000:]
+        survivors = nodes.node_processes(0)
+        assert len(survivors) >= 3, survivors  # launcher, rank, data worker
+        nodes.kill_node(1, signal.SIGKILL if how == 'kill' else signal.SIGSTOP)
+        killed_at = time.time()
+        nodes.wait(LOST_WITHIN_S, until=lambda: not nodes.alive(survivors))
+        took = time.time() - killed_at
+        left = nodes.alive(survivors)
+        log = nodes.worker_log(0)
+        assert not left, 'still running {:.0f} s after node 1 was lost: {}'.format(took, left)
+        assert took < (20 if how == 'freeze' else 60), took
+        assert nodes.launchers[0].returncode not in (None, 0)
+        lines = [line for line in log.splitlines() if 'distributed training stopped on global rank 0' in line]
+        assert len(lines) == 1, log[-3000:]
+        if how == 'freeze':
+            assert 'no heartbeat from global rank(s) 1 for 6 s' in lines[0]
+        newest = list_checkpoints(str(out))[-1]
+        assert 'the last complete checkpoint is {}'.format(newest[1]) in lines[0]
+        assert read_checkpoint(newest[1])['iteration'] == newest[0]
