@@ -33,19 +33,26 @@ class Nodes:
         self.root, self.repo_root = root, repo_root
         self.port = free_port()
         self.launchers, self.seen = [], {}
+        try:
+            self._start(args, nnodes, nproc, node_args or {}, node_code or {})
+        except BaseException:
+            self.stop()
+            raise
+        self.track()
+
+    def _start(self, args, nnodes, nproc, node_args, node_code):
         for rank in range(nnodes):
-            cwd = root / 'node{}'.format(rank)
+            cwd = self.node_dir(rank)
             cwd.mkdir(parents=True, exist_ok=True)
-            code = (node_code or {}).get(rank, repo_root)
+            code = node_code.get(rank, self.repo_root)
             command = [sys.executable, '-m', 'paddle.distributed.launch', '--nnodes', str(nnodes),
                        '--master', '127.0.0.1:{}'.format(self.port), '--rank', str(rank),
                        '--nproc_per_node', str(nproc), '--log_dir', 'log',
-                       str(code / 'tools' / 'train.py')] + list(args) + list((node_args or {}).get(rank, []))
+                       str(code / 'tools' / 'train.py')] + list(args) + list(node_args.get(rank, []))
             env = dict(os.environ, PYTHONPATH=str(code))
             with open(str(cwd / 'launcher.out'), 'w') as out:
                 self.launchers.append(subprocess.Popen(command, cwd=str(cwd), env=env, stdout=out,
                                                        stderr=subprocess.STDOUT))
-        self.track()
 
     def node_dir(self, rank):
         return self.root / 'node{}'.format(rank)

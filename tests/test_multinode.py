@@ -2,6 +2,7 @@
 folders): exact resume, a node started differently is refused at start, and
 a lost node stops the other one with a clear error and nothing left behind.
 The equality with one process is in test_distributed.py."""
+import os
 import signal
 import sys
 import textwrap
@@ -152,5 +153,6 @@ def test_a_lost_node_stops_the_other_with_a_clear_error(make_config, repo_root, 
         if how == 'freeze':
             assert 'no heartbeat from global rank(s) 1 for 6 s' in lines[0]
         newest = list_checkpoints(str(out))[-1]
-        assert 'the last complete checkpoint is {}'.format(newest[1]) in lines[0]
+        named = os.path.relpath(newest[1], str(tmp_path / 'node0'))  # save_dir is relative
+        assert 'the last complete checkpoint is {0} (resume the whole run with -r {0})'.format(named) in lines[0]
         assert read_checkpoint(newest[1])['iteration'] == newest[0]

@@ -105,8 +105,9 @@ def main(argv=None):
             raise
         reason = 'a collective failed ({})'.format(str(err).strip().splitlines()[-1])
         print('error: {}'.format(lost_peer_message(trainer.dist.rank, trainer.iteration, trainer.save_dir,
-                                                   reason)), file=sys.stderr)
-        return EXIT_LOST_PEER
+                                                   reason)), file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_LOST_PEER)  # no interpreter teardown: gloo's threads may abort it after a lost peer
     return 0
 
 

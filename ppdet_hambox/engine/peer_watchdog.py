@@ -13,14 +13,23 @@ that does not answer for that long, ends this process at once (exit status
 resume from. Rank 0 ending takes its store with it, so the other ranks
 follow within a few seconds. The heartbeats run in their own threads, so a
 rank blocked in a collective or busy evaluating still beats.
+
+A peer's connection that closes (the peer was killed) can make gloo abort
+this process from C++ before Python sees an error, so the line about the
+checkpoint to resume from is written by a small reporter process that
+reads a pipe from this one: on end of file without ``done`` (this process
+died abnormally) it prints the last status line, naming the newest
+checkpoint it finds, and exits.
 """
+import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 
-from ppdet_hambox.utils.checkpoint import latest_checkpoint
+from ppdet_hambox.utils.checkpoint import CHECKPOINT_SUFFIX, latest_checkpoint
 from ppdet_hambox.utils.logger import get_logger
 
 __all__ = ['PeerWatchdog', 'EXIT_LOST_PEER', 'is_communication_error', 'lost_peer_message']
@@ -53,24 +62,45 @@ def is_communication_error(err):
     return any(marker in text for marker in COMMUNICATION_MARKERS)
 
 
-def lost_peer_message(rank, iteration, save_dir, reason):
-    """One line: what was lost, where this process stopped, what to resume."""
+RESUME_FROM = 'the last complete checkpoint is {0} (resume the whole run with -r {0})'
+NO_CHECKPOINT = 'no checkpoint in {} on this node (global rank 0 writes them)'
+# The reporter: stdlib only (starts in milliseconds), reads status lines until
+# 'done' (a normal end: silent) or end of file (its parent died: print the last).
+REPORTER = """
+import glob, json, sys
+status = None
+for line in sys.stdin:
+    if line.strip() == 'done':
+        sys.exit(0)
+    status = json.loads(line)
+if status:
+    found = sorted(glob.glob(status['pattern']))
+    where = status['found'].format(found[-1]) if found else status['none']
+    sys.stderr.write('error: ' + status['text'].replace('{where}', where) + '\\n')
+"""
+
+
+def _where(save_dir):
     last = latest_checkpoint(save_dir)
-    where = ('the last complete checkpoint is {0} (resume the whole run with -r {0})'.format(last) if last
-             else 'no checkpoint in {} on this node (global rank 0 writes them)'.format(save_dir))
+    return RESUME_FROM.format(last) if last else NO_CHECKPOINT.format(save_dir)
+
+
+def lost_peer_message(rank, iteration, save_dir, reason, where=None):
+    """One line: what was lost, where this process stopped, what to resume."""
     return 'distributed training stopped on global rank {} ({}) after iteration {}: {}; {}'.format(
-        rank, socket.gethostname(), iteration, reason, where)
+        rank, socket.gethostname(), iteration, reason, _where(save_dir) if where is None else where)
 
 
 class PeerWatchdog:
-    """Heartbeats of global rank ``rank`` of ``world_size``; ``describe(reason)``
-    builds the line logged before this process ends. ``start()``, then
-    ``stop()`` once this rank leaves its training loop."""
+    """Heartbeats of global rank ``rank`` of ``world_size``; ``iteration()``
+    tells where training is, ``save_dir`` holds the checkpoints. ``start()``,
+    then ``stop()`` once this rank leaves its training loop."""
 
-    def __init__(self, rank, world_size, timeout, describe):
+    def __init__(self, rank, world_size, timeout, iteration, save_dir):
         self.rank, self.world_size, self.timeout = rank, world_size, float(timeout)
         self.interval = max(0.5, self.timeout / 10)
-        self.describe = describe
+        self.iteration, self.save_dir = iteration, save_dir
+        self.reporter = None
         self.watched = list(range(1, world_size)) if rank == 0 else [0]
         self.stopped = threading.Event()
         self.seen = {}           # rank -> (counter, when it last moved)
@@ -86,6 +116,8 @@ class PeerWatchdog:
             return self
         from paddle.base import core
         self.store = core.TCPStore(endpoint[0], endpoint[1], False, self.world_size, int(self.timeout) + 60)
+        self.reporter = subprocess.Popen([sys.executable, '-c', REPORTER], stdin=subprocess.PIPE, text=True)
+        self._report()
         now = time.time()
         self.last_answer = now
         self.seen = {r: (None, now) for r in self.watched}
@@ -96,6 +128,25 @@ class PeerWatchdog:
 
     def stop(self):
         self.stopped.set()
+        if self.reporter is not None:
+            self._send('done')
+            self.reporter.stdin.close()
+            self.reporter.wait()
+
+    def _send(self, line):
+        try:
+            self.reporter.stdin.write(line + '\n')
+            self.reporter.stdin.flush()
+        except (OSError, ValueError):  # the reporter is gone or closed
+            pass
+
+    def _report(self):
+        """The line the reporter prints if this process dies now."""
+        text = lost_peer_message(self.rank, self.iteration(), self.save_dir,
+                                 'this process ended abnormally (the lines above say why: a failed '
+                                 'collective means a lost peer)', where='{where}')
+        self._send(json.dumps({'text': text, 'pattern': os.path.join(self.save_dir, '*' + CHECKPOINT_SUFFIX),
+                               'found': RESUME_FROM, 'none': NO_CHECKPOINT.format(self.save_dir)}))
 
     def _beat(self):
         """Store calls only: they may block for as long as a frozen peer does."""
@@ -115,8 +166,11 @@ class PeerWatchdog:
         """Never blocks on the network, so it notices a store that hangs."""
         while not self.stopped.wait(self.interval):
             reason = self._verdict(time.time())
-            if reason and not self.stopped.is_set():
+            if self.stopped.is_set():
+                break
+            if reason:
                 self._end(reason)
+            self._report()
 
     def _verdict(self, now):
         if self.store_error and now - self.store_error[0] >= min(STORE_GRACE_S, self.timeout):
@@ -132,7 +186,8 @@ class PeerWatchdog:
         return None
 
     def _end(self, reason):
-        logger.error('%s', self.describe(reason))
+        self._send('done')
+        logger.error('%s', lost_peer_message(self.rank, self.iteration(), self.save_dir, reason))
         for handler in logger.parent.handlers:
             handler.flush()
         sys.stdout.flush()

@@ -30,7 +30,7 @@ from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
 from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum, check_same_run,
                                      file_digest, init_distributed, run_fingerprint, set_random_seed)
-from ppdet_hambox.engine.peer_watchdog import PeerWatchdog, lost_peer_message
+from ppdet_hambox.engine.peer_watchdog import PeerWatchdog
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
                                            read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
@@ -378,8 +378,7 @@ class Trainer:
         if not self.dist.distributed or not self.settings['peer_timeout']:
             return None
         return PeerWatchdog(self.dist.rank, self.dist.world_size, self.settings['peer_timeout'],
-                            lambda reason: lost_peer_message(self.dist.rank, self.iteration, self.save_dir,
-                                                             reason)).start()
+                            lambda: self.iteration, self.save_dir).start()
 
     def _interrupted(self, signum):
         error = TrainingInterrupted(signum, self.iteration, latest_checkpoint(self.save_dir))
