@@ -156,3 +156,58 @@ def test_a_lost_node_stops_the_other_with_a_clear_error(make_config, repo_root, 
         named = os.path.relpath(newest[1], str(tmp_path / 'node0'))  # save_dir is relative
         assert 'the last complete checkpoint is {0} (resume the whole run with -r {0})'.format(named) in lines[0]
         assert read_checkpoint(newest[1])['iteration'] == newest[0]
+
+
+# ------------------------------------------------------ without processes
+def test_the_differing_keys_are_named_by_their_dotted_path(monkeypatch, repo_root):
+    from ppdet_hambox.core.errors import ConfigError
+    from ppdet_hambox.core.workspace import load_config
+    from ppdet_hambox.engine import env
+    base = str(repo_root / 'configs' / 'demo' / 'hambox_demo.yml')
+    same = env.run_fingerprint(load_config(base), fleet=False)
+    other = env.run_fingerprint(load_config(base, ['TrainReader.batch_size=3', 'max_iters=7']), fleet=True)
+    assert env.run_fingerprint(load_config(base), fleet=False) == same
+    monkeypatch.setattr(env.dist, 'all_gather_object',
+                        lambda out, obj: out.extend([('a', same), ('b', same), ('c', other)]))
+    info = env.DistInfo(rank=1, world_size=3)
+    with pytest.raises(ConfigError) as refused:
+        env.check_same_run(same, info)
+    message = str(refused.value)
+    assert 'global rank 2 (c) differs from global rank 0 (a) in TrainReader.batch_size, fleet, max_iters;' in message
+    assert 'global rank 1' not in message
+    monkeypatch.setattr(env.dist, 'all_gather_object', lambda out, obj: out.extend([('a', same)] * 3))
+    env.check_same_run(same, info)  # all equal: no error
+
+
+def test_the_watchdog_names_silent_ranks_and_a_silent_store():
+    from ppdet_hambox.engine.peer_watchdog import PeerWatchdog
+    watchdog = PeerWatchdog(0, 3, 10, lambda: 5, 'out')
+    assert watchdog.watched == [1, 2] and PeerWatchdog(2, 3, 10, lambda: 5, 'out').watched == [0]
+    watchdog.last_answer = 95.0
+    watchdog.seen = {1: (4, 95.0), 2: (9, 86.0)}
+    assert watchdog._verdict(95.5) is None
+    assert 'no heartbeat from global rank(s) 2 for 10 s' in watchdog._verdict(96.5)
+    assert 'did not answer for 11 s' in watchdog._verdict(106.0)
+    watchdog.last_answer, watchdog.seen = 100.0, {1: (5, 100.0), 2: (10, 100.0)}
+    watchdog.store_error = (100.0, 'TCP receive error')
+    assert watchdog._verdict(101.0) is None  # a failed store (rank 0 ended): a loss only after the grace
+    assert 'the rendezvous store on global rank 0 failed (TCP receive error)' in watchdog._verdict(110.0)
+
+
+@pytest.mark.parametrize('ending', ['died', 'done'])
+def test_the_reporter_names_the_newest_checkpoint_when_its_parent_dies(tmp_path, ending):
+    import json
+    import subprocess
+    from ppdet_hambox.engine.peer_watchdog import NO_CHECKPOINT, REPORTER, RESUME_FROM
+    for iteration in (2, 10):
+        (tmp_path / 'iter_{:07d}.pdckpt'.format(iteration)).write_bytes(b'')
+    reporter = subprocess.Popen([sys.executable, '-c', REPORTER], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    status = {'text': 'stopped; {where}', 'pattern': str(tmp_path / '*.pdckpt'), 'found': RESUME_FROM,
+              'none': NO_CHECKPOINT.format(tmp_path)}
+    reporter.stdin.write(json.dumps(status) + '\n' + ('done\n' if ending == 'done' else ''))
+    _, err = reporter.communicate(timeout=30)  # closes the pipe, as the death of the parent does
+    if ending == 'done':
+        assert err == ''
+    else:
+        assert err == 'error: stopped; {}\n'.format(RESUME_FROM.format(tmp_path / 'iter_0000010.pdckpt'))
