@@ -105,7 +105,6 @@ def test_a_node_started_differently_is_refused_at_start(make_config, repo_root, 
     with open(str(code / 'ppdet_hambox' / 'engine' / 'ema.py'), 'a') as f:
         f.write('\n# another version\n')
     config = make_config('refused', iters=4)
-    started = time.time()
     with Nodes(tmp_path, repo_root, ['-c', config],
                node_args={1: ['-o', 'LearningRate.base_lr=0.02']},
                node_code={1: code}) as nodes:
@@ -113,7 +112,6 @@ def test_a_node_started_differently_is_refused_at_start(make_config, repo_root, 
         logs = [nodes.worker_log(n) for n in range(2)]
         assert all(code not in (None, 0) for code in codes), (codes, logs)
         assert not nodes.alive()
-    assert time.time() - started < 100
     for log in logs:
         errors = [line for line in log.splitlines() if line.startswith('error:')]
         assert len(errors) == 1, log[-3000:]
@@ -126,36 +124,42 @@ def test_a_node_started_differently_is_refused_at_start(make_config, repo_root, 
         not list_checkpoints(str(tmp_path / 'node0' / 'output' / 'refused'))
 
 
-@pytest.mark.parametrize('how', ['kill', 'freeze'])
-def test_a_lost_node_stops_the_other_with_a_clear_error(make_config, repo_root, tmp_path, how):
-    """``kill``: ``kill -9`` of node 1's launcher, rank and data worker (the
-    connections close, the collective fails at once). ``freeze``: SIGSTOP
-    of the same processes (a hung or cut-off node: nothing closes, gloo
-    would wait 30 s; the 6 s heartbeat timeout must act first)."""
-    config = make_config('lost_' + how, iters=100000, workers=1)
-    out = tmp_path / 'node0' / 'output' / ('lost_' + how)
+@pytest.mark.parametrize('lost, how', [(1, 'kill'), (1, 'freeze'), (0, 'kill')])
+def test_a_lost_node_stops_the_other_with_a_clear_error(make_config, repo_root, tmp_path, lost, how):
+    """``kill``: ``kill -9`` of a node's launcher, rank and data worker (the
+    connections close, the collective fails at once; node 0 also takes the
+    launchers' master and the store with it). ``freeze``: SIGSTOP of the same
+    processes (a hung or cut-off node: nothing closes, gloo would wait 30 s;
+    the 6 s heartbeat timeout must act first)."""
+    name = 'lost{}_{}'.format(lost, how)
+    config = make_config(name, iters=100000, workers=1)
+    out = tmp_path / 'node0' / 'output' / name
+    kept = 1 - lost
     with Nodes(tmp_path, repo_root, ['-c', config, '-o', 'peer_timeout=6']) as nodes:
-        nodes.wait(150, until=lambda: len(list_checkpoints(str(out))) >= 1 and len(nodes.node_processes(1)) >= 3)
+        nodes.wait(150, until=lambda: list_checkpoints(str(out)) and len(nodes.node_processes(lost)) >= 3)
         assert list_checkpoints(str(out)), nodes.worker_log(0)[-3000:]
-        survivors = nodes.node_processes(0)
+        survivors = nodes.node_processes(kept)
         assert len(survivors) >= 3, survivors  # launcher, rank, data worker
-        nodes.kill_node(1, signal.SIGKILL if how == 'kill' else signal.SIGSTOP)
+        nodes.kill_node(lost, signal.SIGKILL if how == 'kill' else signal.SIGSTOP)
         killed_at = time.time()
         nodes.wait(LOST_WITHIN_S, until=lambda: not nodes.alive(survivors))
-        took = time.time() - killed_at
         left = nodes.alive(survivors)
-        log = nodes.worker_log(0)
-        assert not left, 'still running {:.0f} s after node 1 was lost: {}'.format(took, left)
-        assert took < (20 if how == 'freeze' else 60), took
-        assert nodes.launchers[0].returncode not in (None, 0)
-        lines = [line for line in log.splitlines() if 'distributed training stopped on global rank 0' in line]
-        assert len(lines) == 1, log[-3000:]
-        if how == 'freeze':
-            assert 'no heartbeat from global rank(s) 1 for 6 s' in lines[0]
-        newest = list_checkpoints(str(out))[-1]
+        log = nodes.worker_log(kept)
+        assert not left, 'still running {:.0f} s after node {} was lost: {}'.format(
+            time.time() - killed_at, lost, left)
+        assert nodes.launchers[kept].returncode not in (None, 0)
+    lines = [line for line in log.splitlines()
+             if 'distributed training stopped on global rank {}'.format(kept) in line]
+    assert len(lines) == 1, log[-3000:]
+    if how == 'freeze':  # the heartbeats, not gloo's own 30 s timeout, stopped it
+        assert 'no heartbeat from global rank(s) {} for 6 s'.format(lost) in lines[0]
+    newest = list_checkpoints(str(out))[-1]
+    assert read_checkpoint(newest[1])['iteration'] == newest[0]
+    if kept == 0:
         named = os.path.relpath(newest[1], str(tmp_path / 'node0'))  # save_dir is relative
         assert 'the last complete checkpoint is {0} (resume the whole run with -r {0})'.format(named) in lines[0]
-        assert read_checkpoint(newest[1])['iteration'] == newest[0]
+    else:  # node 1 has no copy of the checkpoints: the line says where they are
+        assert 'no checkpoint in output/{} on this node (global rank 0 writes them)'.format(name) in lines[0]
 
 
 # ------------------------------------------------------ without processes
