@@ -215,3 +215,13 @@ def test_the_reporter_names_the_newest_checkpoint_when_its_parent_dies(tmp_path,
         assert err == ''
     else:
         assert err == 'error: stopped; {}\n'.format(RESUME_FROM.format(tmp_path / 'iter_0000010.pdckpt'))
+
+
+def test_only_communication_failures_count_as_a_lost_peer():
+    from ppdet_hambox.engine.peer_watchdog import is_communication_error
+    assert is_communication_error(RuntimeError(
+        '[/paddle/third_party/gloo/gloo/transport/tcp/pair.cc:576] Read error [127.0.0.1]:47529: '
+        'Connection reset by peer'))
+    assert is_communication_error(RuntimeError('NCCL error in: ncclAllReduce, unhandled system error'))
+    assert not is_communication_error(RuntimeError('DataLoader reader thread raised an exception'))
+    assert not is_communication_error(RuntimeError('(InvalidArgument) The shape of input must be [2, 3]'))

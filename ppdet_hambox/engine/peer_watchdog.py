@@ -37,9 +37,10 @@ __all__ = ['PeerWatchdog', 'EXIT_LOST_PEER', 'is_communication_error', 'lost_pee
 EXIT_LOST_PEER = 4
 KEY = 'ppdet_hambox/heartbeat/{}'
 STORE_GRACE_S = 10  # a store that fails (rank 0 ended) is a loss only if this process is still training
-# What gloo, NCCL and the TCP store say when a peer is gone.
+# What gloo, NCCL and the TCP store say when a peer is gone (gloo's and NCCL's
+# messages carry their names: '[.../gloo/transport/tcp/pair.cc:584] TIMEOUT').
 COMMUNICATION_MARKERS = ('gloo', 'nccl', 'connection reset', 'connection closed', 'connection refused',
-                         'broken pipe', 'timeout', 'tcp ', 'socket')
+                         'broken pipe', 'tcp receive error', 'tcp send error')
 
 logger = get_logger('engine')
 
@@ -66,8 +67,10 @@ RESUME_FROM = 'the last complete checkpoint is {0} (resume the whole run with -r
 NO_CHECKPOINT = 'no checkpoint in {} on this node (global rank 0 writes them)'
 # The reporter: stdlib only (starts in milliseconds), reads status lines until
 # 'done' (a normal end: silent) or end of file (its parent died: print the last).
+# Ctrl-C reaches it with its parent, which then ends it with 'done'.
 REPORTER = """
-import glob, json, sys
+import glob, json, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 status = None
 for line in sys.stdin:
     if line.strip() == 'done':
@@ -101,6 +104,7 @@ class PeerWatchdog:
         self.interval = max(0.5, self.timeout / 10)
         self.iteration, self.save_dir = iteration, save_dir
         self.reporter = None
+        self.send_lock = threading.Lock()
         self.watched = list(range(1, world_size)) if rank == 0 else [0]
         self.stopped = threading.Event()
         self.seen = {}           # rank -> (counter, when it last moved)
@@ -115,7 +119,12 @@ class PeerWatchdog:
                            'watchdog; a lost node is noticed only by the collectives\' own timeouts')
             return self
         from paddle.base import core
-        self.store = core.TCPStore(endpoint[0], endpoint[1], False, self.world_size, int(self.timeout) + 60)
+        try:
+            self.store = core.TCPStore(endpoint[0], endpoint[1], False, self.world_size, int(self.timeout) + 60)
+        except Exception as err:  # paddle raises several types
+            logger.warning('cannot reach the rendezvous store %s:%d (%s): no heartbeat watchdog',
+                           endpoint[0], endpoint[1], err)
+            return self
         self.reporter = subprocess.Popen([sys.executable, '-c', REPORTER], stdin=subprocess.PIPE, text=True)
         self._report()
         now = time.time()
@@ -130,15 +139,17 @@ class PeerWatchdog:
         self.stopped.set()
         if self.reporter is not None:
             self._send('done')
-            self.reporter.stdin.close()
+            with self.send_lock:
+                self.reporter.stdin.close()
             self.reporter.wait()
 
     def _send(self, line):
-        try:
-            self.reporter.stdin.write(line + '\n')
-            self.reporter.stdin.flush()
-        except (OSError, ValueError):  # the reporter is gone or closed
-            pass
+        with self.send_lock:
+            try:
+                self.reporter.stdin.write(line + '\n')
+                self.reporter.stdin.flush()
+            except (OSError, ValueError):  # the reporter is gone or closed
+                pass
 
     def _report(self):
         """The line the reporter prints if this process dies now."""
