@@ -1,7 +1,10 @@
 """Two CPU processes (paddle.distributed.launch, gloo) train to the same
-weights as one process with the same global batch. The images of the two
-processes hold different numbers of faces, so this also checks that the loss
-normalisers are those of the global batch."""
+weights as one process with the same global batch, on one node (2 processes)
+and on two nodes of one process each (two launchers on loopback, each in its
+own working folder, as on machines without a shared disk: only global rank 0
+may write there). The images of the two processes hold different numbers of
+faces, so this also checks that the loss normalisers are those of the global
+batch."""
 import os
 import subprocess
 import sys
@@ -16,6 +19,8 @@ from ppdet_hambox.data.source import demo
 from ppdet_hambox.engine.env import set_random_seed
 from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.cli import build_model
+
+from nodes import Nodes
 
 STEPS = 3
 PER_PROCESS_BATCH = 2
@@ -109,9 +114,26 @@ def test_two_processes_match_one_process_with_the_global_batch(runs, mode, repo_
     log0 = out / 'log' / 'workerlog.0'
     worker0 = log0.read_text() if log0.exists() else ''
     assert runs['procs'][mode].returncode == 0, output[-3000:] + worker0[-3000:]
+    assert_same_training(runs, mode, worker0, out)
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_two_nodes_match_one_process_with_the_global_batch(runs, mode, repo_root):
+    root = runs['root'] / (mode + '_nodes')
+    args = ['-c', runs['two'], '-o', 'save_dir=output', '--use_vdl'] + (['--fleet'] if mode == 'fleet' else [])
+    with Nodes(root, repo_root, args) as nodes:
+        codes = nodes.wait(150)
+        worker0 = nodes.worker_log(0)
+        assert codes == [0, 0], worker0[-3000:] + nodes.worker_log(1)[-3000:]
+    out = root / 'node0' / 'output'
+    assert (out / 'two' / 'train.log').exists() and list((out / 'two' / 'vdl').iterdir())
+    assert not (root / 'node1' / 'output').exists(), 'global rank 1 (local rank 0 of node 1) wrote files'
+    assert_same_training(runs, mode, worker0, out)
+
+
+def assert_same_training(runs, mode, worker0, out):
     assert ('distributed training: 2 processes ({}), batch 2 per process, global batch 4'.format(mode)
             in worker0)
-
     two, one, init = final_weights(out, 'two'), runs['one'], runs['init']
     assert sorted(two) == sorted(one)
     moved = [k for k in runs['trainable'] if not np.array_equal(one[k], init[k])]

@@ -10,7 +10,8 @@ optimizer, schedule, iteration). ``weights`` set in a config file is the
 evaluation/export weights and is not used for training (a log line says so).
 
 Exit status: 0 done, 2 bad input (config, data, weights, checkpoint, --eval
-set-up), 3 non-finite loss.
+set-up; in a distributed run also processes started with different configs,
+flags, code or resume points), 3 non-finite loss, 4 a distributed peer lost.
 """
 import os
 import sys
@@ -23,6 +24,8 @@ from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.utils.cli import base_parser  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
+from ppdet_hambox.engine.peer_watchdog import (EXIT_LOST_PEER, is_communication_error,  # noqa: E402
+                                               lost_peer_message)
 from ppdet_hambox.utils.logger import get_logger  # noqa: E402
 
 EXIT_NON_FINITE = 3
@@ -99,6 +102,14 @@ def main(argv=None):
     except NonFiniteLossError as err:
         print('training stopped: {}'.format(err), file=sys.stderr)
         return EXIT_NON_FINITE
+    except RuntimeError as err:  # a collective failed: a peer is gone
+        if not (trainer.dist.distributed and is_communication_error(err)):
+            raise
+        reason = 'a collective failed ({})'.format(str(err).strip().splitlines()[-1])
+        print('error: {}'.format(lost_peer_message(trainer.dist.rank, trainer.iteration, trainer.save_dir,
+                                                   reason)), file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(EXIT_LOST_PEER)  # no interpreter teardown: gloo's threads may abort it after a lost peer
     return 0
 
 

@@ -28,6 +28,7 @@ GLOBAL_KEYS = {
     'use_vdl': bool,
     'vdl_log_dir': (str, type(None)),
     'find_unused_parameters': bool,
+    'peer_timeout': (int, float),
     'best_metric': str,
     # evaluation
     'metric': str,

@@ -30,8 +30,9 @@ from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
 from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
 from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
-from ppdet_hambox.engine.env import (all_ranks_any, all_ranks_mean, all_ranks_sum, init_distributed,
-                                     set_random_seed)
+from ppdet_hambox.engine.env import (all_ranks_any, all_ranks_mean, all_ranks_sum, check_same_run, file_digest,
+                                     init_distributed, run_fingerprint, set_random_seed)
+from ppdet_hambox.engine.peer_watchdog import PeerWatchdog
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
                                            read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
@@ -47,6 +48,7 @@ REQUIRED_KEYS = ('max_iters', 'log_iter', 'snapshot_iter', 'keep_checkpoints', '
 OPTIONAL_DEFAULTS = {
     'seed': None, 'use_ema': False, 'ema_decay': 0.9998, 'amp': False, 'best_metric': 'hard',
     'use_vdl': False, 'vdl_log_dir': None, 'find_unused_parameters': False,
+    'peer_timeout': 60,  # seconds a distributed peer may stay silent; 0: no watchdog
 }
 
 
@@ -102,6 +104,7 @@ class Trainer:
         self.cfg = cfg
         self.settings = _runtime_settings(cfg)
         self.dist = init_distributed(fleet)
+        check_same_run(run_fingerprint(cfg, fleet=fleet), self.dist)  # before any weights are synced
         self.save_dir = os.path.join(self.settings['save_dir'], _config_stem(cfg))
         setup_logger(os.path.join(self.save_dir, 'train.log'), rank=self.dist.rank)
         if self.settings['seed'] is not None:
@@ -351,6 +354,9 @@ class Trainer:
         self.model.train()
         logger.info('training %s from iteration %d to %d; output in %s', self.cfg.get('architecture'),
                     self.start_iter, self.max_iters, self.save_dir)
+        check_same_run({'-r (resumed checkpoint)': file_digest(self.last_checkpoint),
+                        'start iteration': str(self.start_iter)}, self.dist, 'resume points')
+        watchdog = self._start_watchdog()
         window = _Window()
         stream = self._batches()
         try:
@@ -367,8 +373,16 @@ class Trainer:
                         self._snapshot('on_snapshot')
         finally:
             stream.close()  # stops the data workers
+            if watchdog is not None:
+                watchdog.stop()
         self._snapshot('on_train_end')
         return self.iteration
+
+    def _start_watchdog(self):
+        if not self.dist.distributed or not self.settings['peer_timeout']:
+            return None
+        return PeerWatchdog(self.dist.rank, self.dist.world_size, self.settings['peer_timeout'],
+                            lambda: self.iteration, self.save_dir).start()
 
     def _interrupted(self, signum):
         error = TrainingInterrupted(signum, self.iteration, latest_checkpoint(self.save_dir))
