@@ -145,7 +145,9 @@ class EvalCallback(Callback):
     """Evaluate at each snapshot and at the end; keep ``best_model.pdparams``
     and ``best_model.json`` by ``best_metric`` (``hard`` AP by default). Runs
     after the checkpoint of the same step, so a failing evaluation loses no
-    training; a resumed run reads the best value back from ``best_model.json``."""
+    training; a resumed run reads the best value back from ``best_model.json``.
+    Under several processes it runs on every rank (each predicts its share
+    of the images); rank 0 writes the best model."""
 
     def __init__(self, best_metric='hard'):
         self.best_metric = best_metric
@@ -163,9 +165,10 @@ class EvalCallback(Callback):
         best = trainer.best
         if best is None or value > best['value']:
             trainer.best = {'metric': self.best_metric, 'value': value, 'iter': iteration}
-            save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'best_model.pdparams'))
-            atomic_json(trainer.best, os.path.join(trainer.save_dir, 'best_model.json'))
-            logger.info('new best model at iter %d: %s %.4f', iteration, self.best_metric, value)
+            if trainer.dist.is_main:
+                save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'best_model.pdparams'))
+                atomic_json(trainer.best, os.path.join(trainer.save_dir, 'best_model.json'))
+                logger.info('new best model at iter %d: %s %.4f', iteration, self.best_metric, value)
 
     def on_snapshot(self, trainer, iteration):
         self._evaluate(trainer, iteration)
