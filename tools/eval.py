@@ -1,6 +1,6 @@
 """Evaluate a model on the config's EvalDataset (WIDER FACE val by default).
 
-    python tools/eval.py -c CONFIG -o weights=W.pdparams [--protocol vga|original|multiscale]
+    python tools/eval.py -c CONFIG -o weights=W.pdparams [--protocol vga|original|multiscale|pyramidbox]
                          [--output_eval DIR] [--zip] [--allow_partial_weights]
     python tools/eval.py -c CONFIG --model_dir EXPORTED_DIR [--precision fp32|bf16|fp16] [--protocol ...]
         (the exported model through Paddle Inference, same dataset, protocol and metric)
