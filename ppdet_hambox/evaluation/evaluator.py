@@ -119,27 +119,24 @@ def predict_images(predictor, benchmark, shard=None):
     skips = SkipLog()
     progress = _Progress(predictor.protocol, len(mine))
     start = time.time()
-    part = []
+    part = []   # (image index, detections, (w, h) or None, skip reason or None)
     for done, (index, (key, path)) in enumerate(mine, 1):
         try:
             image = read_image(path)
         except ImageReadError as err:
             benchmark.unreadable(path, err)
             skips.skip(path, err)
-            part.append((index, np.zeros((0, 5), np.float32), None))
+            part.append((index, np.zeros((0, 5), np.float32), None, str(err)))
         else:
-            part.append((index, predictor.detect(image), (image.shape[1], image.shape[0])))
+            part.append((index, predictor.detect(image), (image.shape[1], image.shape[0]), None))
         progress.step(done)
-    parts = shard.gather((part, skips.skipped))
-    rows = sorted(row for rank_part, _ in parts for row in rank_part)
-    detections = {images[index][0]: dets for index, dets, _ in rows}
-    sizes = {images[index][0]: size for index, _, size in rows if size is not None}
-    skipped = [skip for _, rank_skips in parts for skip in rank_skips]
-    if skipped and shard.is_main:
-        summary = SkipLog()
-        summary.skipped = skipped
-        logger.warning('eval: %s', summary.summary(len(images), 'scored as images without detections'))
-    return detections, sizes, skipped, time.time() - start
+    rows = sorted((row for rank_part in shard.gather(part) for row in rank_part), key=lambda row: row[0])
+    detections = {images[row[0]][0]: row[1] for row in rows}
+    sizes = {images[row[0]][0]: row[2] for row in rows if row[2] is not None}
+    skips.skipped = [(images[row[0]][1], row[3]) for row in rows if row[3] is not None]   # every rank's
+    if skips.skipped and shard.is_main:
+        logger.warning('eval: %s', skips.summary(len(images), 'scored as images without detections'))
+    return detections, sizes, skips.skipped, time.time() - start
 
 
 def check_evaluation(cfg, protocol=None):
