@@ -87,19 +87,19 @@ def test_pyramidbox_ladder():
     assert _ladder(p, 768, 1024) == [
         (1.0, False, 0.0, inf), (1.0, True, 0.0, inf),           # full pass and its mirror: every face
         (0.5, False, 30.0, inf),                                   # shrunk: big faces only
+        (1.47, False, 0.0, 100.0),                                 # enlarged up to m (2 is out of budget)
         (0.25, False, 30.0, inf), (0.75, False, 30.0, inf),        # pyramid, shrunk
-        (1.25, False, 0.0, 100.0),                                 # pyramid, enlarged: small faces only
-        (1.47, False, 0.0, 100.0)]                                 # enlarged up to m (2 is out of budget)
+        (1.25, False, 0.0, 100.0)]                                 # pyramid, enlarged: small faces only
     # A small image: m = 8.82, the enlarged passes double from 2 up to m, then one at m.
     small = _ladder(p, 150, 200)
     assert p.pyramidbox_max_scale(150, 200) == pytest.approx(8.82)
-    assert [s for s, _, _, cap in small if cap == 100.0] == [1.25, 1.5, 1.75, 2.0, 4.0, 8.0, 8.82]
+    assert [s for s, _, _, cap in small if cap == 100.0] == [2.0, 4.0, 8.0, 8.82, 1.25, 1.5, 1.75]
     # A huge image: m < 1; the shrunk pass is 0.5 m, the "enlarged" one halfway to m (big faces),
     # 0.25 always runs and no other pyramid scale fits.
     m = p.pyramidbox_max_scale(3000, 4000)
     assert m == pytest.approx(0.18)
     assert _ladder(p, 3000, 4000) == [(0.18, False, 0.0, inf), (0.18, True, 0.0, inf), (0.09, False, 30.0, inf),
-                                      (0.25, False, 30.0, inf), (0.135, False, 30.0, inf)]
+                                      (0.135, False, 30.0, inf), (0.25, False, 30.0, inf)]
     q = p.passes('pyramidbox', 768, 1024)[0]
     assert (q.score_threshold, q.nms_threshold, q.keep_top_k, q.max_face_side) == (0.01, 0.3, 750, 'short')
     assert {(q.nms_threshold, q.keep_top_k, q.max_face_side) for q in p.passes('multiscale', 768, 1024)} == {

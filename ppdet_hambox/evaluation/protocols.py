@@ -191,7 +191,8 @@ class TestProtocol:
         pyramid = self.pb_pyramid_scales[:1] + [s for s in self.pb_pyramid_scales[1:] if s <= m]
         # The enlarged passes share one window: small faces when m > 1 (they
         # enlarge), big faces otherwise (the "enlarged" pass then shrinks too).
-        windows = [(s, s) for s in [shrink] + pyramid] + [(s, m) for s in enlarge]
+        # PyramidBox's order (it decides which of equal-scored boxes heads a vote cluster).
+        windows = [(shrink, shrink)] + [(s, m) for s in enlarge] + [(s, s) for s in pyramid]
         passes = [self._pb_pass(min(m, 1.0), False, None), self._pb_pass(min(m, 1.0), True, None)]
         passes += [self._pb_pass(scale, False, window) for scale, window in windows]
         return [p for p in passes if p.scale > 0]   # m <= 0 only for images of tens of megapixels
