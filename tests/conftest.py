@@ -40,3 +40,13 @@ def sample_val_tree(shared_data, tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(samples / target.name)
     return anno, tmp_path / 'images'
+
+
+@pytest.fixture(scope='session')
+def metric_tool():
+    """``tools/eval_metric.py`` as a module (its ``main(argv)`` returns the exit status)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('eval_metric_tool', REPO_ROOT / 'tools' / 'eval_metric.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -23,9 +23,9 @@ DEMO_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'hambox_demo.yml'
 DEPLOY_INFER = REPO_ROOT / 'deploy' / 'python' / 'infer.py'
 NUM_VAL = 3
 SEED = 3
-# Small test passes: VGA at 320x240, multi-scale bounded to 0.25 Mpx.
+# Small test passes: VGA at 320x240, multi-scale and PyramidBox's ladder bounded to 0.25 Mpx.
 PROTOCOL_OVERRIDES = {'vga_size': [320, 240], 'original_max_side': 400, 'ms_max_pixels': 250000,
-                      'ms_scales': [0.5, 1.0, 1.5], 'ms_flip_scales': [1.0]}
+                      'ms_scales': [0.5, 1.0, 1.5], 'ms_flip_scales': [1.0], 'pb_max_pixels': 250000}
 
 
 @functools.lru_cache(maxsize=None)

@@ -324,12 +324,11 @@ def test_benchmark_data_empty_folder_is_an_error(tmp_path, capsys):
     assert 'no image' in capsys.readouterr().err
 
 
-def test_metric_cli_both_modes_keeps_official_numbers_when_a_file_is_missing(tmp_path, capsys):
-    from ppdet_hambox.metrics import widerface as W
+def test_metric_cli_both_modes_keeps_official_numbers_when_a_file_is_missing(tmp_path, capsys, metric_tool):
     from widerface_testdata import box_file, write_ground_truth, write_raw
     gt_dir = write_ground_truth(str(tmp_path / 'gt'), [('ev', 'a', [[0, 0, 10, 10]]), ('ev', 'b', [[5, 5, 20, 20]])])
     write_raw(str(tmp_path / 'pred'), 'ev', 'a', box_file('a', [[0, 0, 10, 10, 0.9], [50, 50, 9, 9, 0.2]]))
-    assert W.main(['--pred', str(tmp_path / 'pred'), '--gt', gt_dir, '--mode', 'both']) == 2
+    assert metric_tool.main(['widerface', '--pred', str(tmp_path / 'pred'), '--gt', gt_dir, '--mode', 'both']) == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])['official']['easy'] > 0.4
     assert 'error: python-port mode:' in captured.err

@@ -42,8 +42,8 @@ def test_config_matches_its_paper_row(name):
     assert (cfg.ResNet.depth, cfg.HAMBox.neck, cfg.TrainReader.batch_size, cfg.max_iters) == (50, 'LFPN', 7, 140000)
     assert cfg.HAMBoxAssigner.K == 3 and cfg.HAMBoxAssigner.T == 0.8
     assert create('LearningRate', cfg).effective_lr(28) == pytest.approx(0.01)
-    # the paper's test protocol: multi-scale + flip, each pass cut at 0.01 (PyramidBox's)
-    assert cfg.eval_protocol == 'multiscale'
+    # the paper's test protocol: PyramidBox's multi-scale + flip ladder, each pass cut at 0.01
+    assert cfg.eval_protocol == 'pyramidbox'
     # PyramidBox's LFPN: bilinear merges, no smoothing conv, fused levels L2-normalised (S3FD scales)
     assert (cfg.LFPN.upsample, cfg.LFPN.smooth, cfg.LFPN.l2_norm_scales) == ('bilinear', False, [10.0, 8.0, 5.0])
     assert create('TestProtocol', cfg).ms_score_threshold == pytest.approx(0.01)

@@ -215,3 +215,26 @@ def test_fddb_box_ap_and_challenge_metrics(tmp_path):
     assert result['metric'] == 'coco' and result['coco']['setting'] == 'hard'
     assert 0 <= result['coco']['ap'] <= result['coco']['ap50'] + 1e-9 <= 1 + 1e-9
     assert 0 <= result['hard'] <= 1
+
+
+class _NoPrediction:
+    """A predictor that must not be reached."""
+    protocol = 'vga'
+
+    def detect(self, image):
+        raise AssertionError('an image was predicted before the ground truth was checked')
+
+
+def test_garbage_ground_truth_fails_before_any_prediction(tmp_path):
+    import shutil
+    from ppdet_hambox.core.errors import ConfigError
+    from ppdet_hambox.evaluation.evaluator import check_evaluation
+    gt = tmp_path / 'gt'
+    shutil.copytree(wider_gt_dir(demo_cfg()), str(gt))
+    (gt / 'wider_hard_val.mat').write_bytes(b'not a mat file at all')
+    cfg = demo_cfg(wider_gt_dir=str(gt))
+    with pytest.raises(ConfigError, match='wider_hard_val.mat'):
+        check_evaluation(cfg)
+    with pytest.raises(ConfigError, match='wider_hard_val.mat'):
+        run_evaluation(None, cfg, protocol='vga', output_dir=str(tmp_path / 'pred'), predictor=_NoPrediction())
+    assert not (tmp_path / 'pred').exists()

@@ -102,12 +102,12 @@ def test_bad_lines(tmp_path, name, text, message):
         read(write(tmp_path, name, text))
 
 
-def test_cli(tmp_path, capsys):
+def test_cli(tmp_path, capsys, metric_tool):
     gt, det = write(tmp_path, 'gt.txt', GT), write(tmp_path, 'det.txt', DET)
-    assert B.main(['--gt', gt, '--det', det, '--plot', str(tmp_path / 'pr.png')]) == 0
+    assert metric_tool.main(['boxap', '--gt', gt, '--det', det, '--plot', str(tmp_path / 'pr.png')]) == 0
     out = capsys.readouterr()
     assert 'warning: 1 detections on 1 images without ground-truth boxes' in out.err
     last = json.loads(out.out.strip().splitlines()[-1])
     assert last['ap'] == pytest.approx(0.75) and (tmp_path / 'pr.png').exists()
-    assert B.main(['--gt', str(tmp_path / 'missing.txt'), '--det', det]) == 2
+    assert metric_tool.main(['boxap', '--gt', str(tmp_path / 'missing.txt'), '--det', det]) == 2
     assert 'missing.txt' in capsys.readouterr().err

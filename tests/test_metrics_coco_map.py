@@ -39,13 +39,13 @@ def test_ignored_faces(tmp_path):
     assert res['ap'] == pytest.approx(0.5)
 
 
-def test_cli(tmp_path, capsys):
+def test_cli(tmp_path, capsys, metric_tool):
     gt_dir = write_ground_truth(str(tmp_path / 'gt'), [('ev', 'a', [[0, 0, 10, 10]])])
     write_raw(str(tmp_path / 'pred'), 'ev', 'a', box_file('a', [[1, 0, 10, 10, 0.9]]))
-    assert C.main(['--pred', str(tmp_path / 'pred'), '--gt', gt_dir, '--setting', 'easy']) == 0
+    assert metric_tool.main(['coco', '--pred', str(tmp_path / 'pred'), '--gt', gt_dir, '--setting', 'easy']) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last['ap'] == pytest.approx(0.7) and last['setting'] == 'easy'
-    assert C.main(['--pred', str(tmp_path / 'nothing'), '--gt', gt_dir]) == 2
+    assert metric_tool.main(['coco', '--pred', str(tmp_path / 'nothing'), '--gt', gt_dir]) == 2
     assert 'nothing' in capsys.readouterr().err
 
 

@@ -109,7 +109,7 @@ def test_conversions(tmp_path):
         F.convert_boxes(box, 'squash')
 
 
-def test_files_round_trip_and_cli(tmp_path, capsys):
+def test_files_round_trip_and_cli(tmp_path, capsys, metric_tool):
     folds = write_folds(tmp_path / 'folds', [('img/a', [CIRCLE_A]), ('img/b', [CIRCLE_B])])
     images = F.read_folds(folds)
     out = F.write_detections(tmp_path / 'det.txt', images, {'img/b': [[8, 8, 5, 5, 0.85]]})
@@ -118,8 +118,8 @@ def test_files_round_trip_and_cli(tmp_path, capsys):
     sizes = tmp_path / 'sizes.txt'
     sizes.write_text('# path width height\nimg/a 20 20\nimg/b 20 20\n')
     plot = tmp_path / 'roc.png'
-    assert F.main(['--pred', str(out), '--folds', str(folds), '--sizes', str(sizes), '--plot', str(plot),
-                   '--stretch', '1.0']) == 0
+    assert metric_tool.main(['fddb', '--pred', str(out), '--folds', str(folds), '--sizes', str(sizes),
+                             '--plot', str(plot), '--stretch', '1.0']) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last['discrete'] == 0.5 and last['conversion'] == 'stretch' and plot.stat().st_size > 5000
     (tmp_path / 'sizes.json').write_text(json.dumps({'img/a': [20, 20], 'img/b': {'width': 20, 'height': 20}}))
@@ -139,7 +139,7 @@ def test_bad_detection_files(tmp_path, text, message):
         F.read_detections(tmp_path / 'det.txt', images)
 
 
-def test_missing_inputs_are_named(tmp_path, capsys):
+def test_missing_inputs_are_named(tmp_path, capsys, metric_tool):
     folds = write_folds(tmp_path / 'folds', [('img/a', [CIRCLE_A])])
     images = F.read_folds(folds)
     with pytest.raises(KeyError, match='img/a'):
@@ -147,7 +147,7 @@ def test_missing_inputs_are_named(tmp_path, capsys):
     with pytest.warns(F.FDDBWarning, match='no detections block for 1 image'):
         (tmp_path / 'empty.txt').write_text('')
         F.read_detections(tmp_path / 'empty.txt', images)
-    assert F.main(['--pred', str(tmp_path / 'none.txt'), '--folds', str(folds), '--sizes', 'x']) == 2
+    assert metric_tool.main(['fddb', '--pred', str(tmp_path / 'none.txt'), '--folds', str(folds), '--sizes', 'x']) == 2
     assert 'x' in capsys.readouterr().err
 
 

@@ -363,21 +363,21 @@ def test_vectorised_equals_reference_random(tmp_path, seed):
 
 # ----------------------------------------------------------------------------- command line
 
-def test_cli(tmp_path, capsys):
+def test_cli(tmp_path, capsys, metric_tool):
     gt_dir = write_ground_truth(str(tmp_path / 'gt'), [('ev', n, f) for n, f in [('a', [FACE, [100, 100, 10, 10]])]])
     write_raw(str(tmp_path / 'pred'), 'ev', 'a', box_file('a', CASE_A))
     plot, curves = tmp_path / 'pr.png', tmp_path / 'pr.json'
-    assert W.main(['--pred', str(tmp_path / 'pred'), '--gt', gt_dir, '--mode', 'both',
-                   '--plot', str(plot), '--curves', str(curves)]) == 0
+    assert metric_tool.main(['widerface', '--pred', str(tmp_path / 'pred'), '--gt', gt_dir, '--mode', 'both',
+                             '--plot', str(plot), '--curves', str(curves)]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last['official']['easy'] == pytest.approx(5 / 6) and last['python-port']['hard'] == pytest.approx(1)
     assert plot.stat().st_size > 10000
     saved = json.load(open(curves))
     assert saved['official']['hard']['proposals'][499] == 2 and len(saved['official']['hard']['recall']) == 1000
-    assert W.main(['--pred', str(tmp_path / 'pred'), '--gt', gt_dir]) == 0
+    assert metric_tool.main(['widerface', '--pred', str(tmp_path / 'pred'), '--gt', gt_dir]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == pytest.approx(
         {'easy': 5 / 6, 'medium': 5 / 6, 'hard': 5 / 6})
-    assert W.main(['--pred', str(tmp_path / 'nowhere'), '--gt', gt_dir]) == 2
+    assert metric_tool.main(['widerface', '--pred', str(tmp_path / 'nowhere'), '--gt', gt_dir]) == 2
     assert 'nowhere' in capsys.readouterr().err
 
 

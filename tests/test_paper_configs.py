@@ -100,13 +100,18 @@ COMMON = {
     'EvalReader.sample_transforms.Normalize.std': [0.229, 0.224, 0.225],
     'EvalReader.sample_transforms.Normalize.to_rgb': True,
     # Post-process and test protocol (project decisions, PyramidBox / SFD
-    # conventions; the paper gives none): NMS 0.4, multi-scale with a flipped
-    # pass, box voting at IoU 0.3, passes cut at 0.01.
+    # conventions; the paper gives none): the model's NMS 0.4 (single-pass
+    # protocols), PyramidBox's ladder with a flipped pass, NMS 0.3 and keep-top
+    # 750 per pass, box voting at IoU 0.3 without single-box clusters, passes
+    # cut at 0.01.
     'HAMBoxPostProcess.nms_threshold': 0.4,
     'HAMBoxPostProcess.score_threshold': 0.05,
     'HAMBoxPostProcess.keep_top_k': 750,
     'HAMBoxPostProcess.clip_boxes': True,
-    'eval_protocol': 'multiscale',
+    'eval_protocol': 'pyramidbox',
+    'TestProtocol.pb_nms_threshold': 0.3,
+    'TestProtocol.pb_keep_top_k': 750,
+    'TestProtocol.pb_vote_min_count': 2,
     'TestProtocol.ms_flip_scales': [1.0],
     'TestProtocol.vote_iou': 0.3,
     'TestProtocol.ms_score_threshold': 0.01,

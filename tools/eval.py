@@ -1,11 +1,15 @@
 """Evaluate a model on the config's EvalDataset (WIDER FACE val by default).
 
-    python tools/eval.py -c CONFIG -o weights=W.pdparams [--protocol vga|original|multiscale]
+    python tools/eval.py -c CONFIG -o weights=W.pdparams [--protocol vga|original|multiscale|pyramidbox]
                          [--output_eval DIR] [--zip] [--allow_partial_weights]
     python tools/eval.py -c CONFIG --model_dir EXPORTED_DIR [--precision fp32|bf16|fp16] [--protocol ...]
         (the exported model through Paddle Inference, same dataset, protocol and metric)
 
 Prints the result table once, then the result as JSON on the last line.
+
+Under ``python -m paddle.distributed.launch --nproc_per_node N tools/eval.py ...``
+the images are split across the N processes; rank 0 writes the prediction
+folder (the same files as one process), scores it and prints the result.
 """
 import json
 import os
@@ -19,6 +23,7 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.evaluation.evaluator import format_result, run_evaluation, zip_predictions  # noqa: E402
 from ppdet_hambox.export.exported_model import PRECISIONS, ExportedPredictor  # noqa: E402
 from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
+from ppdet_hambox.evaluation.sharding import Shard  # noqa: E402
 from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
 
 
@@ -37,6 +42,7 @@ def main(argv=None):
                         help='with --model_dir: fp32, bf16 (CPUs with native bfloat16), fp16 (GPU)')
     args = parser.parse_args(argv)
     cfg = load_cfg(args)
+    shard = Shard.current()
     if args.model_dir:
         model = None
         predictor = ExportedPredictor(args.model_dir, cfg, args.protocol, precision=args.precision)
@@ -48,6 +54,8 @@ def main(argv=None):
                             predictor=predictor, log_result=False)
     if args.model_dir:
         result.update({'model_dir': args.model_dir, 'precision': args.precision})
+    if not shard.is_main:
+        return result
     if args.zip:
         result['zip'] = zip_predictions(result['output_dir'], result['output_dir'].rstrip('/\\') + '.zip')
     print(format_result(result))

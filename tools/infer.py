@@ -2,7 +2,7 @@
 
     python tools/infer.py -c CONFIG -o weights=W.pdparams --infer_img F | --infer_dir D
                           [--output_dir output] [--draw_threshold 0.5] [--save_json]
-                          [--protocol vga|original|multiscale] [--allow_partial_weights]
+                          [--protocol vga|original|multiscale|pyramidbox] [--allow_partial_weights]
 
 --infer_dir searches sub-folders; drawings keep the relative layout under
 --output_dir. An unreadable image is skipped with a warning; the exit status

@@ -1,4 +1,5 @@
-"""Matplotlib figures of the analysis tools (files only, no display)."""
+"""Matplotlib figures of the analysis and metric tools (files only, no display):
+the metrics compute, this module draws their curves."""
 import os
 
 import matplotlib
@@ -6,6 +7,8 @@ import numpy as np
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ppdet_hambox.metrics.widerface import SETTINGS  # noqa: E402
 
 DESIGN_LABELS = {'single': 'single square anchor', 'multi': '3 scales x 3 ratios'}
 PAPER_BAND = (0.43, 0.7)
@@ -166,3 +169,47 @@ def _caption(result):
         'high quality: IoU(decoded box, face) > {}'.format(d['hq_iou']),
         'weights: {}'.format(os.path.basename(str(result.get('weights', '?')))),
     ])
+
+
+def plot_widerface_pr(results, path):
+    """WIDER FACE precision-recall curves of the three settings (paper Fig. 6),
+    AP in the legend; ``results`` ``{mode: metrics.widerface.evaluate(...)}``."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    styles = {'official': '-', 'python-port': '--'}
+    for ax, setting in zip(axes, SETTINGS):
+        for mode, res in results.items():
+            curve = res['curves'][setting]
+            ok = np.isfinite(curve['precision'])
+            ax.plot(curve['recall'][ok], curve['precision'][ok], styles[mode],
+                    label='{} AP = {:.4f}'.format(mode, res[setting]))
+        ax.set(title='WIDER FACE val: {}'.format(setting), xlabel='Recall', ylabel='Precision',
+               xlim=(0, 1), ylim=(0, 1.01))
+        ax.grid(alpha=0.3)
+        ax.legend(loc='lower left')
+    return _save(fig, path)
+
+
+def plot_fddb_roc(result, path):
+    """FDDB discrete and continuous ROC (``metrics.fddb.evaluate``'s result)."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.plot(result['fp'], result['tpr_discrete'],
+            label='discrete ({:.4f} at {} FP)'.format(result['discrete'], result['fp_budget']))
+    ax.plot(result['fp'], result['tpr_continuous'], '--',
+            label='continuous ({:.4f} at {} FP)'.format(result['continuous'], result['fp_budget']))
+    ax.set(xlabel='False positives', ylabel='True positive rate', xlim=(0, max(result['fp_budget'], 1)), ylim=(0, 1),
+           title='FDDB ROC ({} faces; boxes: {}{})'.format(
+               result['num_faces'], result['conversion'],
+               '' if result['factor'] is None else ' x{:g}'.format(result['factor'])))
+    ax.grid(alpha=0.3)
+    ax.legend(loc='lower right')
+    return _save(fig, path)
+
+
+def plot_box_ap_pr(result, path, title='Face detection'):
+    """Precision-recall curve of a box AP (``metrics.box_ap.evaluate``'s result)."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot(result['recall'], result['precision'], label='AP = {:.4f}'.format(result['ap']))
+    ax.set(xlabel='Recall', ylabel='Precision', xlim=(0, 1), ylim=(0, 1.01), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc='lower left')
+    return _save(fig, path)

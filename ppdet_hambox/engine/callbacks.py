@@ -163,7 +163,9 @@ class EvalCallback(Callback):
     failing evaluation loses no training), so a checkpoint does not know
     its own evaluation: on a resume, a ``best_model.json`` newer than the
     checkpoint's best but not past the resumed iteration is that
-    evaluation's record, and is taken."""
+    evaluation's record, and is taken.
+    Under several processes it runs on every rank (each predicts its share of
+    the images); rank 0 writes the best model."""
 
     def __init__(self, best_metric='hard'):
         self.best_metric = best_metric
@@ -193,9 +195,10 @@ class EvalCallback(Callback):
         trainer.dispatch('on_eval', iteration, result)
         if self.best is None or value > self.best['value']:
             self.best = {'metric': self.best_metric, 'value': value, 'iter': iteration}
-            save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'best_model.pdparams'))
-            atomic_json(self.best, os.path.join(trainer.save_dir, 'best_model.json'))
-            logger.info('new best model at iter %d: %s %.4f', iteration, self.best_metric, value)
+            if trainer.dist.is_main:
+                save_weights(trainer.eval_weights(), os.path.join(trainer.save_dir, 'best_model.pdparams'))
+                atomic_json(self.best, os.path.join(trainer.save_dir, 'best_model.json'))
+                logger.info('new best model at iter %d: %s %.4f', iteration, self.best_metric, value)
 
     def on_snapshot(self, trainer, iteration):
         self._evaluate(trainer, iteration)

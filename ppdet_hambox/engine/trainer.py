@@ -275,7 +275,8 @@ class Trainer:
     # ------------------------------------------------------------ training
     def _default_callbacks(self, validate):
         if not self.dist.is_main:
-            return []
+            # Every rank takes its share of an evaluation; rank 0 alone writes.
+            return [cb.EvalCallback(self.settings['best_metric'])] if validate else []
         callbacks = [cb.ConsoleLogger(), cb.JsonLinesLogger(os.path.join(self.save_dir, 'train_log.jsonl'))]
         # The checkpoint of a snapshot is written before its evaluation, so a
         # failing evaluation never costs the training; VisualDL comes last so

@@ -1,18 +1,21 @@
 """Evaluation of a model under a test protocol on the benchmark its config's
-``metric`` names (WIDER FACE val by default).
+``metric`` names (WIDER FACE val by default; ``benchmarks`` holds them all,
+behind one interface).
 
 ``run_evaluation(model, cfg, protocol=None, output_dir=None)`` is what
-``tools/eval.py`` and the trainer's ``--eval`` call. It writes the
-predictions (for WIDER FACE the official folder layout) and returns the
-metric's numbers plus ``protocol``, ``metric`` and ``output_dir``.
-``check_evaluation(cfg)`` checks everything an evaluation needs without
-running one (the trainer calls it before its first iteration).
+``tools/eval.py`` and the trainer's ``--eval`` call: the benchmark's
+pre-flight (ground truth parsed, image list read), the prediction of its
+images (split across ranks under ``paddle.distributed.launch``), then, on
+rank 0, the prediction files and the scores. It returns the benchmark's
+numbers plus ``protocol``, ``metric`` and ``output_dir`` (on every rank).
+``check_evaluation(cfg)`` runs the pre-flight alone (the trainer calls it
+before its first iteration).
 
 An image that cannot be read is skipped with a warning naming it; WIDER FACE
 scores it as an image without detections (an empty prediction file, as the
-official tool treats a missing one), FDDB and box AP likewise.
+official tool treats a missing one), box AP likewise; FDDB stops with an
+error naming it (it needs every image's size).
 """
-import functools
 import logging
 import os
 import time
@@ -21,27 +24,20 @@ import zipfile
 import cv2
 import numpy as np
 
-from ppdet_hambox.core.errors import ConfigError, UserError
-from ppdet_hambox.core.workspace import build_component, create
+from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.evaluation.prediction_folder import PredictionFolder, visible_walk
+from ppdet_hambox.evaluation.benchmarks import (BENCHMARKS, METRICS, SCORES, build_benchmark, config_origin,
+                                                metric_name, wider_gt_dir)
+from ppdet_hambox.evaluation.prediction_folder import PredictionFolder, check_prediction_folder, visible_walk
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.evaluation.protocols import PROTOCOLS
-from ppdet_hambox.metrics import widerface
+from ppdet_hambox.evaluation.sharding import Shard
 
-__all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_dataset', 'wider_gt_dir', 'zip_predictions',
+__all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_images', 'wider_gt_dir', 'zip_predictions',
            'METRICS', 'metric_name', 'read_image', 'format_result', 'SkipLog']
 
 logger = logging.getLogger(__name__)
 
-# The config's ``metric`` (any case, ``-``/``_`` ignored) -> its evaluation.
-METRICS = {'widerface': 'widerface', 'wider': 'widerface', 'coco': 'coco', 'widerchallenge': 'coco',
-           'fddb': 'fddb', 'afw': 'boxap', 'pascal': 'boxap', 'pascalface': 'boxap', 'boxap': 'boxap'}
-# The scores each evaluation returns (what ``best_metric`` may name).
-SCORES = {'widerface': ('easy', 'medium', 'hard'), 'coco': ('easy', 'medium', 'hard'),
-          'fddb': ('discrete', 'continuous'), 'boxap': ('ap',)}
-DEFAULT_METRIC = 'widerface'
-GT_SUBDIR = os.path.join('eval_tools', 'ground_truth')
 # Progress lines: after the first image, the 10th, then every LOG_EVERY
 # images or LOG_SECONDS seconds, whichever comes first.
 LOG_EVERY = 100
@@ -49,48 +45,14 @@ LOG_SECONDS = 30.0
 SKIPS_NAMED = 3
 
 
-def _origin(cfg, key):
-    """Who set ``key``: ``-o override`` or the config file that holds it."""
-    origins = cfg.get('__origins__') or {}
-    return origins.get(key) or cfg.get('__source__', '<config>')
-
-
-def metric_name(cfg):
-    raw = cfg.get('metric') or DEFAULT_METRIC
-    key = str(raw).lower().replace('_', '').replace('-', '')
-    if key not in METRICS:
-        raise ConfigError('{}: metric {!r} has no evaluation; choose one of {}'.format(
-            _origin(cfg, 'metric'), raw, ', '.join(sorted(METRICS))))
-    return METRICS[key]
-
-
 def protocol_name(cfg, protocol=None):
     """``protocol`` (a flag), else ``cfg.eval_protocol``, else ``vga``; checked."""
     chosen = protocol or cfg.get('eval_protocol') or 'vga'
     if chosen not in PROTOCOLS:
-        where = '--protocol' if protocol else '{}: eval_protocol'.format(_origin(cfg, 'eval_protocol'))
+        where = '--protocol' if protocol else '{}: eval_protocol'.format(config_origin(cfg, 'eval_protocol'))
         raise ConfigError('{} {!r} is not a test protocol; choose one of {}'.format(
             where, chosen, ', '.join(PROTOCOLS)))
     return chosen
-
-
-def wider_gt_dir(cfg):
-    """The folder of ``wider_face_val.mat`` and ``wider_{easy,medium,hard}_val.mat``:
-    ``wider_gt_dir`` if set, else ``<EvalDataset.dataset_dir>/eval_tools/ground_truth``
-    (the layout of the official ``eval_tools`` and of the demo dataset)."""
-    source = _origin(cfg, 'wider_gt_dir' if cfg.get('wider_gt_dir') else 'EvalDataset.dataset_dir')
-    path = cfg.get('wider_gt_dir')
-    if not path:
-        dataset = cfg.get('EvalDataset') or {}
-        if not isinstance(dataset, dict) or not dataset.get('dataset_dir'):
-            raise ConfigError('{}: set wider_gt_dir (or EvalDataset.dataset_dir) to find the '
-                              'WIDER FACE val .mat ground truth'.format(source))
-        path = os.path.join(dataset['dataset_dir'], GT_SUBDIR)
-    missing = [name for name in widerface.GT_FILES.values() if not os.path.isfile(os.path.join(path, name))]
-    if missing:
-        raise ConfigError('{}: no {} in {} (set wider_gt_dir to the folder of wider_face_val.mat and '
-                          'wider_{{easy,medium,hard}}_val.mat)'.format(source, ', '.join(missing), path))
-    return path
 
 
 def read_image(path):
@@ -146,149 +108,61 @@ def _clock(seconds):
     return '{}:{:02d}:{:02d}'.format(seconds // 3600, seconds // 60 % 60, seconds % 60)
 
 
-def predict_dataset(predictor, dataset, output_dir):
-    """Run ``predictor`` on every record of ``dataset`` and write the official
-    ``<event>/<name>.txt`` layout into ``output_dir`` (refused if it holds
-    files this project did not write; earlier predictions of ours are
-    replaced). An unreadable image gets an empty prediction file (no
-    detections). Returns (number of images, seconds, skipped [(path, reason)])."""
-    folder = PredictionFolder(output_dir)
+def predict_images(predictor, benchmark, shard=None):
+    """Run ``predictor`` on this rank's share of ``benchmark.images()`` and
+    gather every rank's detections. Returns (``{key: [k, 5]}`` in the
+    benchmark's order, ``{key: (w, h)}`` of the images read, skipped
+    ``[(path, reason)]``, seconds)."""
+    shard = shard or Shard()
+    images = benchmark.images()
+    mine = shard.take(images)
     skips = SkipLog()
-    total = len(dataset)
-    progress = _Progress(predictor.protocol, total)
+    progress = _Progress(predictor.protocol, len(mine))
     start = time.time()
-    for index in range(total):
-        record = dataset[index]
-        try:
-            dets = predictor.detect(read_image(record['im_file']))
-        except ImageReadError as err:
-            skips.skip(record['im_file'], err)
-            dets = np.zeros((0, 5), np.float32)
-        xywh = np.concatenate([dets[:, :2], dets[:, 2:4] - dets[:, :2], dets[:, 4:5]], axis=1)
-        widerface.write_predictions(output_dir, record['event'], record['name'], xywh)
-        folder.record(os.path.join(record['event'], record['name'] + '.txt'))
-        progress.step(index + 1)
-    if skips.skipped:
-        logger.warning('eval: %s', skips.summary(total, 'scored as images without detections'))
-    return total, time.time() - start, skips.skipped
-
-
-def _evaluate_widerface(model, cfg, protocol, output_dir, predictor=None, challenge=False):
-    gt_dir = wider_gt_dir(cfg)
-    predictor = predictor or Predictor(model, cfg, protocol)
-    dataset = build_component(cfg['EvalDataset'], cfg, 'EvalDataset')
-    num_images, seconds, skipped = predict_dataset(predictor, dataset, output_dir)
-    gt = widerface.load_ground_truth(gt_dir)
-    official = widerface.evaluate(output_dir, gt, mode='official')
-    port = widerface.evaluate(output_dir, gt, mode='python-port')
-    result = {s: official[s] for s in widerface.SETTINGS}
-    result.update({'mode': 'official',
-                   'python_port': {s: port[s] for s in widerface.SETTINGS},
-                   'num_images': num_images, 'seconds_per_image': seconds / max(num_images, 1),
-                   'num_skipped': len(skipped), 'protocol': predictor.protocol})
-    if challenge:
-        result['coco'] = create('WiderChallengeEval', cfg).evaluate(output_dir, gt)
-    return result
-
-
-def _evaluate_image_list(model, cfg, protocol, output_dir, predictor=None, section=None):
-    """FDDB, AFW, PASCAL Face: the images the benchmark section lists. An
-    unreadable image is scored without detections; FDDB still needs its size
-    (to rasterise its ellipses), so there it is an error naming the image."""
-    benchmark = create(section, cfg)
-    images = _benchmark_images(benchmark, section)
-    predictor = predictor or Predictor(model, cfg, protocol)
-    folder = PredictionFolder(output_dir)
-    detections, sizes = {}, {}
-    skips = SkipLog()
-    progress = _Progress(predictor.protocol, len(images))
-    start = time.time()
-    for index, (key, path) in enumerate(images):
+    part = []   # (image index, detections, (w, h) or None, skip reason or None)
+    for done, (index, (key, path)) in enumerate(mine, 1):
         try:
             image = read_image(path)
         except ImageReadError as err:
-            if section == 'FDDBEval':
-                raise UserError('{} (FDDBEval.image_dir {}: FDDB needs every image\'s size)'.format(
-                    err, benchmark.image_dir)) from None
+            benchmark.unreadable(path, err)
             skips.skip(path, err)
-            detections[key] = np.zeros((0, 5), np.float32)
+            part.append((index, np.zeros((0, 5), np.float32), None, str(err)))
         else:
-            sizes[key] = (image.shape[1], image.shape[0])
-            detections[key] = predictor.detect(image)
-        progress.step(index + 1)
-    seconds = time.time() - start
-    if skips.skipped:
+            part.append((index, predictor.detect(image), (image.shape[1], image.shape[0]), None))
+        progress.step(done)
+    rows = sorted((row for rank_part in shard.gather(part) for row in rank_part), key=lambda row: row[0])
+    detections = {images[row[0]][0]: row[1] for row in rows}
+    sizes = {images[row[0]][0]: row[2] for row in rows if row[2] is not None}
+    skips.skipped = [(images[row[0]][1], row[3]) for row in rows if row[3] is not None]   # every rank's
+    if skips.skipped and shard.is_main:
         logger.warning('eval: %s', skips.summary(len(images), 'scored as images without detections'))
-    result = benchmark.evaluate(detections, sizes, output_dir)
-    folder.record_new_files()
-    result.update({'num_images': len(detections), 'seconds_per_image': seconds / max(len(detections), 1),
-                   'num_skipped': len(skips.skipped), 'protocol': predictor.protocol})
-    return result
-
-
-def _benchmark_images(benchmark, section):
-    """``benchmark.images()``; its missing or malformed list file as a ConfigError naming the section."""
-    try:
-        return benchmark.images()
-    except (OSError, ValueError) as err:
-        raise ConfigError('{}: {} (set the {} section of the config, or -o {}.<key>=...)'.format(
-            section, err, section, section)) from None
-
-
-EVALUATIONS = {
-    'widerface': _evaluate_widerface,
-    'coco': functools.partial(_evaluate_widerface, challenge=True),
-    'fddb': functools.partial(_evaluate_image_list, section='FDDBEval'),
-    'boxap': functools.partial(_evaluate_image_list, section='BoxAPEval'),
-}
+    return detections, sizes, skips.skipped, time.time() - start
 
 
 def check_evaluation(cfg, protocol=None):
     """Check, without running a model, everything ``run_evaluation`` needs:
-    the metric name, the protocol, the ground truth and the evaluation
-    images' list. Raises a ``UserError`` naming the key or file."""
-    metric = metric_name(cfg)
+    the metric name, the protocol, and the benchmark's pre-flight (its
+    ground truth parsed, its images listed). Raises a ``UserError`` naming
+    the key or file; returns the metric name."""
+    _checked_benchmark(cfg, protocol)
+    return metric_name(cfg)
+
+
+def _checked_benchmark(cfg, protocol):
+    benchmark = build_benchmark(cfg)
     protocol_name(cfg, protocol)
-    if metric in ('widerface', 'coco'):
-        wider_gt_dir(cfg)
-        if not cfg.get('EvalDataset'):
-            raise ConfigError('{}: evaluation needs an EvalDataset section'.format(_origin(cfg, 'EvalDataset')))
-        dataset = build_component(cfg['EvalDataset'], cfg, 'EvalDataset')
-        if len(dataset) == 0:
-            raise ConfigError('{}: EvalDataset lists no image'.format(_origin(cfg, 'EvalDataset')))
-        image_root = os.path.dirname(dataset[0]['im_file'])
-        if not os.path.isdir(image_root):
-            raise ConfigError('{}: EvalDataset images not found: no folder {}'.format(
-                _origin(cfg, 'EvalDataset.image_dir'), image_root))
-    else:
-        section = 'FDDBEval' if metric == 'fddb' else 'BoxAPEval'
-        benchmark = create(section, cfg)
-        _benchmark_images(benchmark, section)
-        image_dir = getattr(benchmark, 'image_dir', None)
-        if image_dir and not os.path.isdir(image_dir):
-            raise ConfigError('{}.image_dir {}: no such folder'.format(section, image_dir))
-    return metric
+    benchmark.check()
+    return benchmark
 
 
-def format_result(result):
-    """The result as a few lines: what was evaluated, then the numbers."""
+def format_result(result, benchmark=None):
+    """The result as a few lines: what was evaluated, then the benchmark's numbers."""
+    benchmark = benchmark or BENCHMARKS[result['metric']]()
     lines = ['metric: {}, protocol: {}, predictions: {}, {} images{}'.format(
         result['metric'], result['protocol'], result['output_dir'], result.get('num_images', '?'),
         ', {} skipped (scored without detections)'.format(result['num_skipped'])
         if result.get('num_skipped') else '')]
-    if 'python_port' in result:
-        lines.append(widerface.format_table({'official': result, 'python-port': result['python_port']}))
-    if 'coco' in result:
-        lines.append('WIDER Challenge AP@[.5:.95] ({} faces): {:.4f}  AP50 {:.4f}  AP75 {:.4f}'.format(
-            result['coco']['setting'], result['coco']['ap'], result['coco']['ap50'], result['coco']['ap75']))
-    if 'discrete' in result:
-        lines.append('FDDB TPR at {} false positives: discrete {:.4f}, continuous {:.4f} (boxes: {} x{:g})'.format(
-            result['fp_budget'], result['discrete'], result['continuous'], result['conversion'],
-            result['factor'] or 1.0))
-    if 'ap' in result:
-        lines.append('AP at IoU {}: {:.4f} ({} faces, {} detections)'.format(
-            result['iou_threshold'], result['ap'], result['num_gt'], result['num_det']))
-    return '\n'.join(lines)
+    return '\n'.join(lines + benchmark.format(result))
 
 
 def run_evaluation(model, cfg, protocol=None, output_dir=None, predictor=None, log_result=True):
@@ -309,16 +183,29 @@ def run_evaluation(model, cfg, protocol=None, output_dir=None, predictor=None, l
     ``Predictor`` of ``model``. The result also holds ``protocol``, ``metric``,
     ``output_dir``, ``num_images`` and ``num_skipped``; it is logged as a
     table unless ``log_result`` is False (a tool that prints ``format_result``
-    itself). The model is left in the mode it came in."""
-    metric = check_evaluation(cfg, protocol)
+    itself). The model is left in the mode it came in.
+
+    Under ``paddle.distributed.launch`` every rank calls it: the images are
+    split across the ranks, rank 0 writes the folder (the same files as one
+    process) and every rank returns the result."""
+    benchmark = _checked_benchmark(cfg, protocol)
     protocol = protocol_name(cfg, protocol)
     output_dir = output_dir or cfg.get('output_eval') or os.path.join(
         cfg.get('save_dir') or 'output', 'eval_{}'.format(protocol))
-    result = EVALUATIONS[metric](model, cfg, protocol, output_dir, predictor=predictor)
-    result.update({'metric': metric, 'output_dir': output_dir})
-    if log_result:
-        logger.info('evaluation result\n%s', format_result(result))
-    return result
+    shard = Shard.current()
+    check_prediction_folder(output_dir)
+    folder = PredictionFolder(output_dir) if shard.is_main else None
+    predictor = predictor or Predictor(model, cfg, protocol)
+    detections, sizes, skipped, seconds = predict_images(predictor, benchmark, shard)
+    result = None
+    if shard.is_main:
+        result = benchmark.evaluate(detections, sizes, folder)
+        result.update({'num_images': len(detections), 'seconds_per_image': seconds / max(len(detections), 1),
+                       'num_skipped': len(skipped), 'protocol': predictor.protocol,
+                       'metric': benchmark.metric, 'output_dir': output_dir})
+        if log_result:
+            logger.info('evaluation result\n%s', format_result(result, benchmark))
+    return shard.from_main(result)
 
 
 def zip_predictions(pred_dir, zip_path):

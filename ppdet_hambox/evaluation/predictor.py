@@ -86,7 +86,8 @@ class Predictor:
         batch = self.prepare(source, scale_pass.scale)
         scores, boxes = self.model.decoded(batch['image'])
         bbox, _ = self.model.post_process(scores, boxes, batch['im_shape'], batch['scale_factor'],
-                                          score_threshold=scale_pass.score_threshold)
+                                          score_threshold=scale_pass.score_threshold,
+                                          nms_threshold=scale_pass.nms_threshold, keep_top_k=scale_pass.keep_top_k)
         return bbox.numpy().reshape(-1, 6)
 
     def run_pass(self, image, scale_pass):
@@ -100,7 +101,7 @@ class Predictor:
         dets[:, [0, 2]] = np.clip(dets[:, [0, 2]], 0, width)
         dets[:, [1, 3]] = np.clip(dets[:, [1, 3]], 0, height)
         dets = dets[(dets[:, 2] > dets[:, 0]) & (dets[:, 3] > dets[:, 1])]
-        return filter_face_size(dets, scale_pass.min_face, scale_pass.max_face)
+        return filter_face_size(dets, scale_pass.min_face, scale_pass.max_face, scale_pass.max_face_side)
 
     def detect(self, image, protocol=None):
         """All passes of the protocol on one BGR image, merged."""

@@ -8,7 +8,10 @@ replaces the network + post-process by the exported graph. The graph's NMS
 score cut is baked in at export (``infer_cfg.yml`` ``NMS.score_threshold``):
 a pass asking for a higher cut is cut again here; a pass asking for a lower
 one (multiscale's ``ms_score_threshold``) cannot get the boxes in between,
-which is logged once with the export option that avoids it.
+which is logged once with the export option that avoids it. The same holds
+for the NMS settings of a pass (``pyramidbox``: IoU 0.3, keep-top 750): a
+smaller keep-top is applied here, another NMS threshold is not recoverable
+and is logged once.
 """
 import logging
 import os
@@ -81,14 +84,15 @@ def inference_config(model_dir, precision='fp32', device=None, cpu_threads=None,
     return config
 
 
-def _baked_score_threshold(model_dir):
+def _baked_nms(model_dir):
+    """``infer_cfg.yml``'s ``NMS`` section; its ``score_threshold`` as a float."""
     path = os.path.join(model_dir, INFER_CFG)
     if not os.path.isfile(path):
         raise UserError('--model_dir {}: no {} (export the model with tools/export.py)'.format(model_dir, INFER_CFG))
     with open(path) as f:
         info = yaml.safe_load(f) or {}
     try:
-        return float(info['NMS']['score_threshold'])
+        return dict(info['NMS'], score_threshold=float(info['NMS']['score_threshold']))
     except (KeyError, TypeError, ValueError):
         raise UserError('{}: missing NMS.score_threshold (re-export with tools/export.py)'.format(path)) from None
 
@@ -102,7 +106,8 @@ class ExportedPredictor(Predictor):
                  enable_mkldnn=True, reader='EvalReader', onnx_file=None):
         super().__init__(None, cfg, protocol, reader)
         self.model_dir, self.precision = model_dir, precision
-        self.score_threshold = _baked_score_threshold(model_dir)
+        self.nms = _baked_nms(model_dir)
+        self.score_threshold = self.nms['score_threshold']
         self.session = self.predictor = None
         if onnx_file:
             # An ONNX export (e.g. tools/quantize.py's int8 model) run by ONNX Runtime on CPU.
@@ -116,7 +121,7 @@ class ExportedPredictor(Predictor):
             self.predictor = paddle_infer.create_predictor(
                 inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn))
             self.input_names = self.predictor.get_input_names()
-        self._warned = False
+        self._warned = set()
 
     def run_network(self, batch):
         """``bbox [N, 6]`` of the exported graph for a prepared batch of one."""
@@ -131,21 +136,33 @@ class ExportedPredictor(Predictor):
         count = int(np.asarray(self.predictor.get_output_handle(names[1]).copy_to_cpu()).reshape(-1)[0])
         return np.asarray(bbox, np.float32).reshape(-1, 6)[:count]
 
-    def _pass_threshold(self, scale_pass):
-        wanted = scale_pass.score_threshold
-        if wanted is not None and wanted < self.score_threshold and not self._warned:
-            self._warned = True
-            logger.warning('%s cuts scores at %g (NMS.score_threshold in %s); the %s protocol asks for %g, so '
-                           'boxes scoring in between are missing. Export with '
-                           '-o HAMBoxPostProcess.score_threshold=%g to evaluate it as dygraph does.',
-                           self.model_dir, self.score_threshold, INFER_CFG, self.protocol, wanted, wanted)
-        return wanted
+    def _warn_baked(self, key, wanted, consequence):
+        """Warn once per setting the exported graph cannot give a pass."""
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        logger.warning('%s runs its NMS with %s %g (%s); the %s protocol asks for %g, so %s. Export with '
+                       '-o HAMBoxPostProcess.%s=%g to evaluate it as dygraph does.', self.model_dir, key,
+                       self.nms[key], INFER_CFG, self.protocol, wanted, consequence, key, wanted)
 
     def pass_boxes(self, source, scale_pass):
+        """The graph's boxes, then the pass's own score cut and keep-top where
+        they are stricter than the baked ones (a looser one or another NMS
+        threshold cannot be recovered: warned once)."""
         bbox = self.run_network(self.prepare(source, scale_pass.scale))
-        wanted = self._pass_threshold(scale_pass)
+        wanted = scale_pass.score_threshold
         if wanted is not None:
+            if wanted < self.score_threshold:
+                self._warn_baked('score_threshold', wanted, 'boxes scoring in between are missing')
             bbox = bbox[bbox[:, 1] >= wanted]
+        nms = scale_pass.nms_threshold
+        if nms is not None and self.nms.get('nms_threshold') is not None and nms != self.nms['nms_threshold']:
+            self._warn_baked('nms_threshold', nms, 'its boxes differ from the dygraph NMS')
+        top_k = scale_pass.keep_top_k
+        if top_k is not None:
+            if top_k > self.nms.get('keep_top_k', top_k):
+                self._warn_baked('keep_top_k', top_k, 'boxes beyond the baked count are missing')
+            bbox = bbox[np.argsort(-bbox[:, 1], kind='stable')[:top_k]]
         return bbox
 
     def detect(self, image, protocol=None):

@@ -6,6 +6,6 @@
 - ``fddb``: FDDB discrete and continuous ROC.
 - ``box_ap``: VOC AP at IoU 0.5 for plain box lists (AFW, PASCAL Face).
 
-Each module is also a command line tool (``python -m ppdet_hambox.metrics.X``)
-whose last output line is JSON.
+Computation only: the command line is ``tools/eval_metric.py`` (one
+subcommand per metric), the curves are drawn by ``analysis.plotting``.
 """

@@ -21,14 +21,11 @@ Detections on images without any ground-truth box are false positives (warned on
 Vectorised: pair IoUs per image from concatenated arrays, a segment arg-max, and the first
 detection per face by a stable unique.
 """
-import argparse
-import json
-import sys
 import warnings
 
 import numpy as np
 
-from .widerface import cli_warnings, concat_ranges, voc_ap
+from .widerface import concat_ranges, voc_ap
 
 
 class BoxAPWarning(UserWarning):
@@ -133,43 +130,3 @@ def evaluate(gt, det, iou_thresh=0.5):
     return {'ap': voc_ap(recall, precision) if len(recall) else 0.0, 'precision': precision, 'recall': recall,
             'scores': scores[keep], 'num_gt': num_gt, 'num_det': int(len(d_img)),
             'tp': int(tp.sum()), 'fp': int((~tp[keep]).sum())}
-
-
-def plot_pr(result, path, title='Face detection'):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.plot(result['recall'], result['precision'], label='AP = {:.4f}'.format(result['ap']))
-    ax.set(xlabel='Recall', ylabel='Precision', xlim=(0, 1), ylim=(0, 1.01), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc='lower left')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description='VOC AP for plain box lists (AFW, PASCAL Face).')
-    parser.add_argument('--gt', required=True, help='lines "image_id x1 y1 x2 y2 [ignore]"')
-    parser.add_argument('--det', required=True, help='lines "image_id score x1 y1 x2 y2"')
-    parser.add_argument('--iou', type=float, default=0.5)
-    parser.add_argument('--plot', help='write the PR curve to this image file')
-    args = parser.parse_args(argv)
-    try:
-        with cli_warnings():
-            result = evaluate(read_ground_truth(args.gt), read_detections(args.det), args.iou)
-    except (OSError, ValueError) as exc:
-        print('error: {}'.format(exc), file=sys.stderr)
-        return 2
-    if args.plot:
-        plot_pr(result, args.plot)
-    print('faces {} (not ignored), detections {}, TP {}, FP {}: AP@{:g} = {:.4f}'.format(
-        result['num_gt'], result['num_det'], result['tp'], result['fp'], args.iou, result['ap']))
-    print(json.dumps({'ap': result['ap'], 'iou': args.iou, 'num_gt': result['num_gt'],
-                      'num_det': result['num_det']}))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -19,11 +19,8 @@ Ignore rules (our choice, stated with every result):
 Predictions are read like the official WIDER mode reads them (``widerface.load_predictions``:
 missing files are images without detections, with a warning naming them).
 """
-import argparse
 import contextlib
 import io
-import json
-import sys
 import warnings
 
 import numpy as np
@@ -89,27 +86,3 @@ def evaluate(predictions, gt, setting='hard'):
 
     return dict(result, ap=mean_ap(precision), ap50=mean_ap(precision[0]), ap75=mean_ap(precision[5]),
                 precision=precision)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description='COCO-style AP@[.5:.95] on WIDER FACE val.')
-    parser.add_argument('--pred', required=True, help='prediction folder: <event>/<image name>.txt')
-    parser.add_argument('--gt', required=True, help='folder with wider_face_val.mat and wider_*_val.mat')
-    parser.add_argument('--setting', default='hard', choices=widerface.SETTINGS,
-                        help='faces counted; the others are ignored')
-    args = parser.parse_args(argv)
-    try:
-        with widerface.cli_warnings():
-            res = evaluate(args.pred, args.gt, args.setting)
-    except (OSError, ValueError, KeyError) as exc:
-        print('error: {}'.format(exc), file=sys.stderr)
-        return 2
-    print('WIDER FACE val, {} faces counted ({} setting), {} ignored, {} detections'.format(
-        res['num_faces'], res['setting'], res['num_ignored'], res['num_det']))
-    print('AP@[.50:.95] {:.4f}  AP50 {:.4f}  AP75 {:.4f}'.format(res['ap'], res['ap50'], res['ap75']))
-    print(json.dumps({k: res[k] for k in ('ap', 'ap50', 'ap75', 'setting')}))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

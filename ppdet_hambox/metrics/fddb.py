@@ -38,18 +38,16 @@ and ``factor``, reported in the result):
 Note: the benchmark's C++ code adds the ratio of every matched pair, also those <= 0.5, to the
 continuous score; this module follows the protocol (docs/evaluation_protocol.md), where such pairs are not matches.
 """
-import argparse
 import glob
 import json
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .widerface import cli_warnings, concat_ranges
+from .widerface import concat_ranges
 
 MATCH_RATIO = 0.5
 FP_BUDGET = 1000
@@ -432,68 +430,3 @@ def evaluate(images, detections, sizes, ellipses=False, conversion='none', facto
             'continuous': float(tpr_c[last]) if last is not None else 0.0,
             'conversion': 'ellipse detections' if ellipses else conversion,
             'factor': factor if conversion != 'none' else None}
-
-
-def plot_roc(result, path):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 5))
-    ax.plot(result['fp'], result['tpr_discrete'],
-            label='discrete ({:.4f} at {} FP)'.format(result['discrete'], result['fp_budget']))
-    ax.plot(result['fp'], result['tpr_continuous'], '--',
-            label='continuous ({:.4f} at {} FP)'.format(result['continuous'], result['fp_budget']))
-    ax.set(xlabel='False positives', ylabel='True positive rate', xlim=(0, max(result['fp_budget'], 1)), ylim=(0, 1),
-           title='FDDB ROC ({} faces; boxes: {}{})'.format(
-               result['num_faces'], result['conversion'],
-               '' if result['factor'] is None else ' x{:g}'.format(result['factor'])))
-    ax.grid(alpha=0.3)
-    ax.legend(loc='lower right')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description='FDDB discrete and continuous ROC.')
-    parser.add_argument('--pred', required=True, help='detection file, or folder of *.txt detection files')
-    parser.add_argument('--folds', required=True, help='folder of FDDB-fold-NN-ellipseList.txt')
-    size = parser.add_mutually_exclusive_group(required=True)
-    size.add_argument('--sizes', help='image sizes: JSON {path: [w, h]} or "path w h" lines')
-    size.add_argument('--images', help='folder of the FDDB images (<path>.jpg), to read their sizes')
-    parser.add_argument('--ellipses', action='store_true', help='detections are ellipses, not rectangles')
-    conv = parser.add_mutually_exclusive_group()
-    conv.add_argument('--box-to-ellipse', type=float, metavar='F', help='score boxes as upright ellipses, '
-                      'height stretched by F upward')
-    conv.add_argument('--stretch', type=float, metavar='F', help='stretch box heights by F upward')
-    parser.add_argument('--fp-budget', type=int, default=FP_BUDGET, help='report the TPR at this many FP')
-    parser.add_argument('--plot', help='write the ROC plot to this image file')
-    args = parser.parse_args(argv)
-    conversion, factor = 'none', 1.0
-    if args.box_to_ellipse is not None:
-        conversion, factor = 'box-to-ellipse', args.box_to_ellipse
-    elif args.stretch is not None:
-        conversion, factor = 'stretch', args.stretch
-    try:
-        with cli_warnings():
-            images = read_folds(args.folds)
-            sizes = load_image_sizes(args.sizes, args.images, [im.path for im in images])
-            dets = read_detections(args.pred, images, args.ellipses)
-            result = evaluate(images, dets, sizes, args.ellipses, conversion, factor, args.fp_budget)
-    except (OSError, ValueError, KeyError) as exc:
-        print('error: {}'.format(exc), file=sys.stderr)
-        return 2
-    if args.plot:
-        plot_roc(result, args.plot)
-    print('{} images, {} faces, boxes: {}{}'.format(
-        len(images), result['num_faces'], result['conversion'],
-        '' if result['factor'] is None else ' x{:g}'.format(result['factor'])))
-    print('TPR at {} FP: discrete {:.4f}, continuous {:.4f} (curve reaches {:g} FP)'.format(
-        result['fp_budget'], result['discrete'], result['continuous'], result['max_fp']))
-    print(json.dumps({k: result[k] for k in ('discrete', 'continuous', 'fp_budget', 'num_faces', 'max_fp',
-                                             'conversion', 'factor')}))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

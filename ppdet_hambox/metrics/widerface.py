@@ -65,11 +65,7 @@ shown, then a count; all of them are in ``result['issues']``):
 - a setting that counts no face (possible only with a hand-made ground
   truth): warning, its AP is NaN (0/0 recall, as in MATLAB).
 """
-import argparse
-import contextlib
-import json
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 
@@ -681,82 +677,8 @@ def curves_to_json(results):
     return out
 
 
-def plot_curves(results, path):
-    """Precision-recall curves of the three settings (paper Fig. 6), AP in the legend."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    styles = {'official': '-', 'python-port': '--'}
-    for ax, setting in zip(axes, SETTINGS):
-        for mode, res in results.items():
-            c = res['curves'][setting]
-            ok = np.isfinite(c['precision'])
-            ax.plot(c['recall'][ok], c['precision'][ok], styles[mode],
-                    label='{} AP = {:.4f}'.format(mode, res[setting]))
-        ax.set(title='WIDER FACE val: {}'.format(setting), xlabel='Recall', ylabel='Precision',
-               xlim=(0, 1), ylim=(0, 1.01))
-        ax.grid(alpha=0.3)
-        ax.legend(loc='lower left')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def format_table(results):
     rows = ['{:<12}{:>9}{:>9}{:>9}'.format('mode', *SETTINGS)]
     rows += ['{:<12}{:>9.4f}{:>9.4f}{:>9.4f}'.format(m, *(r[s] for s in SETTINGS)) for m, r in results.items()]
     return '\n'.join(rows)
 
-
-def _print_warning(message, *args, **kwargs):
-    print('warning: {}'.format(message), file=sys.stderr)
-
-
-@contextlib.contextmanager
-def cli_warnings():
-    """Warnings as plain ``warning: ...`` lines on stderr, for the command-line tools."""
-    with warnings.catch_warnings():
-        warnings.showwarning = _print_warning
-        yield
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description='WIDER FACE val AP (easy / medium / hard).')
-    parser.add_argument('--pred', required=True, help='prediction folder: <event>/<image name>.txt')
-    parser.add_argument('--gt', required=True, help='folder with wider_face_val.mat and wider_*_val.mat')
-    parser.add_argument('--mode', default='official', choices=MODES + ('both',),
-                        help='official = MATLAB eval_tools (papers); python-port = the common Python port')
-    parser.add_argument('--plot', help='write the PR curves to this image file')
-    parser.add_argument('--curves', help='write the PR curve points to this JSON file')
-    args = parser.parse_args(argv)
-    modes = MODES if args.mode == 'both' else (args.mode,)
-    results, failed = {}, False
-    with cli_warnings():
-        try:
-            gt = load_ground_truth(args.gt)
-            preds = load_predictions(args.pred, gt)
-        except (OSError, ValueError, KeyError) as exc:
-            print('error: {}'.format(exc), file=sys.stderr)
-            return 2
-        for mode in modes:  # one mode failing (python-port on a missing file) keeps the other's numbers
-            try:
-                results[mode] = evaluate(preds, gt, mode)
-            except (OSError, ValueError, KeyError) as exc:
-                print('error: {}{}'.format(mode + ' mode: ' if len(modes) > 1 else '', exc), file=sys.stderr)
-                failed = True
-    if not results:
-        return 2
-    if args.plot:
-        plot_curves(results, args.plot)
-    if args.curves:
-        with open(args.curves, 'w') as f:
-            json.dump(curves_to_json(results), f)
-    print(format_table(results))
-    aps = {m: {s: r[s] for s in SETTINGS} for m, r in results.items()}
-    print(json.dumps(aps if args.mode == 'both' else aps[args.mode]))
-    return 2 if failed else 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -30,11 +30,12 @@ class HAMBoxPostProcess:
         self.keep_top_k = int(keep_top_k)
         self.clip_boxes = clip_boxes
 
-    def __call__(self, scores, boxes, im_shape, scale_factor, score_threshold=None):
+    def __call__(self, scores, boxes, im_shape, scale_factor, score_threshold=None, nms_threshold=None,
+                 keep_top_k=None):
         """``scores [B, A]`` (probabilities), ``boxes [B, A, 4]`` x1y1x2y2 in network
         input pixels, ``im_shape [B, 2]`` (h, w), ``scale_factor [B, 2]`` (sy, sx).
-        ``score_threshold`` replaces ``self.score_threshold`` for this call (a
-        test protocol's per-pass threshold).
+        ``score_threshold``, ``nms_threshold`` and ``keep_top_k`` replace the
+        component's own for this call (a test protocol's per-pass settings).
 
         Returns ``bbox float32 [N, 6]`` (class, score, x1, y1, x2, y2) in original
         image pixels, images one after another, and ``bbox_num int32 [B]``.
@@ -47,7 +48,8 @@ class HAMBoxPostProcess:
         bbox, _, bbox_num = paddle._C_ops.multiclass_nms3(
             boxes, scores.unsqueeze(1), None,
             self.score_threshold if score_threshold is None else float(score_threshold), self.pre_nms_top_k,
-            self.keep_top_k, self.nms_threshold, True, 1.0, -1)
+            self.keep_top_k if keep_top_k is None else int(keep_top_k),
+            self.nms_threshold if nms_threshold is None else float(nms_threshold), True, 1.0, -1)
         # One [N, 6] divisor (class and score by 1): concatenating column slices
         # instead crashes the oneDNN CPU predictor when no box survives (N = 0).
         sy, sx = scale_factor[:, 0:1], scale_factor[:, 1:2]
