@@ -96,7 +96,7 @@ def test_evaluation_scores_an_unreadable_image_without_detections(broken_dataset
     assert 0.0 <= result['python_port']['hard'] <= 1.0  # the port mode did not stop on it either
     event = bad.parent.name
     assert (tmp_path / 'pred' / event / (bad.stem + '.txt')).read_text().splitlines()[1] == '0'
-    assert any(str(bad) in line and 'not decodable' in line for line in log_lines)
+    assert any(str(bad) in line and 'cannot decode' in line for line in log_lines)
     summary = [line for line in log_lines if '3 images, 1 skipped' in line]
     assert summary and str(bad) in summary[0] and 'without detections' in summary[0]
 

@@ -16,7 +16,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
-from ppdet_hambox.data.benchmark import IMAGE_EXTENSIONS, find_photos, run  # noqa: E402
+from ppdet_hambox.data import IMAGE_EXTENSIONS  # noqa: E402
+from ppdet_hambox.data.benchmark import find_photos, run  # noqa: E402
 
 
 def check_data_dir(data_dir):

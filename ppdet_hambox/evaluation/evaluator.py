@@ -18,19 +18,18 @@ import os
 import time
 import zipfile
 
-import cv2
 import numpy as np
 
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import build_component, create
-from ppdet_hambox.data.image_io import ImageReadError
+from ppdet_hambox.data import ImageReadError, read_image
 from ppdet_hambox.evaluation.prediction_folder import PredictionFolder, visible_walk
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.evaluation.protocols import PROTOCOLS
 from ppdet_hambox.metrics import widerface
 
 __all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_dataset', 'wider_gt_dir', 'zip_predictions',
-           'METRICS', 'metric_name', 'read_image', 'format_result', 'SkipLog']
+           'METRICS', 'metric_name', 'format_result', 'SkipLog']
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +90,6 @@ def wider_gt_dir(cfg):
         raise ConfigError('{}: no {} in {} (set wider_gt_dir to the folder of wider_face_val.mat and '
                           'wider_{{easy,medium,hard}}_val.mat)'.format(source, ', '.join(missing), path))
     return path
-
-
-def read_image(path):
-    """BGR ``uint8`` image; ``ImageReadError`` naming the file and the reason."""
-    if not os.path.isfile(path):
-        raise ImageReadError('cannot read image {}: no such file'.format(path))
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError('cannot read image {}: not decodable (corrupt or not an image)'.format(path))
-    return image
 
 
 class SkipLog:
