@@ -35,7 +35,9 @@ def read_image(path, max_pixels=None):
     """``path`` -> ``uint8 [H, W, 3]`` BGR, EXIF orientation applied.
 
     With ``max_pixels``, an image whose header declares more pixels is
-    refused (``ImageTooLargeError``) before any pixel is decoded.
+    refused (``ImageTooLargeError``) before any pixel is decoded; Pillow,
+    which reads the header, refuses over twice its ``MAX_IMAGE_PIXELS``
+    (about 179 M) whatever ``max_pixels`` is.
     """
     data = _read_bytes(path)
     if max_pixels is not None:
@@ -77,7 +79,8 @@ def _header_size(data, path):
         try:
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-                transposed = image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED
+                # Only EXIF the header holds: for a PNG, getexif() would otherwise decode the pixels.
+                transposed = 'exif' in image.info and image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED
         except Image.DecompressionBombError:
             raise ImageTooLargeError('image {} declares more than {} pixels (Pillow\'s decompression-bomb '
                                      'limit)'.format(path, 2 * Image.MAX_IMAGE_PIXELS)) from None
