@@ -12,6 +12,8 @@
 import os
 import sys
 
+from PIL import Image
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
@@ -38,6 +40,8 @@ def main(argv=None):
                         help='skip images whose header declares more pixels, width x height (K/M/G = '
                              '1e3/1e6/1e9; default 40M, as the service)')
     args = parser.parse_args(argv)
+    # --max_pixels is checked from each header first; Pillow's own bomb limit would refuse earlier.
+    Image.MAX_IMAGE_PIXELS = None
     cfg = load_cfg(args)
     threshold = args.draw_threshold if args.draw_threshold is not None else cfg.get('draw_threshold', 0.5)
     reader = 'TestReader' if cfg.get('TestReader') else 'EvalReader'

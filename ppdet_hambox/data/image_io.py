@@ -35,9 +35,9 @@ def read_image(path, max_pixels=None):
     """``path`` -> ``uint8 [H, W, 3]`` BGR, EXIF orientation applied.
 
     With ``max_pixels``, an image whose header declares more pixels is
-    refused (``ImageTooLargeError``) before any pixel is decoded; Pillow,
-    which reads the header, refuses over twice its ``MAX_IMAGE_PIXELS``
-    (about 179 M) whatever ``max_pixels`` is.
+    refused (``ImageTooLargeError``) before any pixel is decoded. Pillow
+    reads the header: over twice its ``Image.MAX_IMAGE_PIXELS`` (about 179 M
+    unless a tool sets it to None) it refuses whatever ``max_pixels`` is.
     """
     data = _read_bytes(path)
     if max_pixels is not None:
