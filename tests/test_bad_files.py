@@ -14,7 +14,8 @@ import paddle
 import pytest
 from PIL import Image
 
-from hambox_eval_helpers import DEMO_CONFIG, REPO_ROOT, demo_cfg, demo_dataset, exported_model_dir, tiny_model, val_images
+from hambox_eval_helpers import (DEMO_CONFIG, REPO_ROOT, demo_cfg, demo_dataset, exported_model_dir, tiny_model,
+                                 val_images)
 from ppdet_hambox.core.errors import ConfigError, UserError, run_tool
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.evaluation import evaluator

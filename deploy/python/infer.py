@@ -12,8 +12,9 @@ applied), as in training and evaluation.
         [--output_dir output] [--threshold 0.5] [--save_json] [--max_pixels 40M] [--run_benchmark]
 
 --image_dir searches sub-folders. An unreadable image, or one whose header
-declares more than --max_pixels pixels, is skipped with a warning. Exit status: 0 done, 1 some image skipped, 2 bad input (one
-``error:`` line naming the file or flag).
+declares more than --max_pixels pixels, is skipped with a warning. Exit
+status: 0 done, 1 some image skipped, 2 bad input (one ``error:`` line
+naming the file or flag).
 """
 import argparse
 import collections
