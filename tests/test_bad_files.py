@@ -5,13 +5,17 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
 import paddle
 import pytest
+from PIL import Image
 
-from hambox_eval_helpers import DEMO_CONFIG, demo_cfg, demo_dataset, exported_model_dir, tiny_model, val_images
+from hambox_eval_helpers import (DEMO_CONFIG, REPO_ROOT, demo_cfg, demo_dataset, exported_model_dir, tiny_model,
+                                 val_images)
 from ppdet_hambox.core.errors import ConfigError, UserError, run_tool
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.evaluation import evaluator
@@ -96,7 +100,7 @@ def test_evaluation_scores_an_unreadable_image_without_detections(broken_dataset
     assert 0.0 <= result['python_port']['hard'] <= 1.0  # the port mode did not stop on it either
     event = bad.parent.name
     assert (tmp_path / 'pred' / event / (bad.stem + '.txt')).read_text().splitlines()[1] == '0'
-    assert any(str(bad) in line and 'not decodable' in line for line in log_lines)
+    assert any(str(bad) in line and 'cannot decode' in line for line in log_lines)
     summary = [line for line in log_lines if '3 images, 1 skipped' in line]
     assert summary and str(bad) in summary[0] and 'without detections' in summary[0]
 
@@ -125,6 +129,42 @@ def _nested_images(tmp_path, corrupt=True):
     if corrupt:
         (root / 'a' / 'broken.jpg').write_bytes(b'')
     return root
+
+
+@pytest.fixture(scope='module')
+def bomb(tmp_path_factory):
+    """A 1-bit PNG of a few kB declaring 8000 x 8000 = 64 M pixels (over the 40 M default)."""
+    path = tmp_path_factory.mktemp('bomb') / 'bomb.png'
+    Image.new('1', (8000, 8000)).save(path)
+    assert path.stat().st_size < 100_000
+    return path
+
+
+def test_infer_tools_skip_an_image_over_max_pixels_from_its_header(tmp_path, bomb, log_lines, capsys):
+    root = _nested_images(tmp_path, corrupt=False)
+    shutil.copy(bomb, root / 'a' / 'bomb.png')
+    weights = tmp_path / 'tiny.pdparams'
+    paddle.save(tiny_model().state_dict(), str(weights))
+    code = run_tool(load_tool('infer').main, ['-c', str(DEMO_CONFIG), '-o', 'weights={}'.format(weights),
+                                              'TestProtocol.vga_size=[320,240]', '--infer_dir', str(root),
+                                              '--output_dir', str(tmp_path / 'out'), '--protocol', 'vga'])
+    assert code == 1
+    assert any('bomb.png' in line and '64000000 pixels is over the limit of 40000000' in line for line in log_lines)
+    assert any('{} images, 1 skipped'.format(len(val_images()) + 1) in line for line in log_lines)
+    assert not (tmp_path / 'out' / 'a' / 'bomb.png').exists()
+    deploy = load_tool('deploy')
+    capsys.readouterr()
+    code = deploy.run_cli(deploy.main, ['--model_dir', str(exported_model_dir()), '--image_dir', str(root),
+                                        '--output_dir', str(tmp_path / 'deploy')])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'warning: skipped {}: image of 8000x8000 = 64000000 pixels is over the limit'.format(
+        root / 'a' / 'bomb.png') in err
+    assert '{} images, 1 skipped: {}'.format(len(val_images()) + 1, root / 'a' / 'bomb.png') in err
+    small = val_images()[0]
+    code = deploy.run_cli(deploy.main, ['--model_dir', str(exported_model_dir()), '--image_file', str(small),
+                                        '--output_dir', str(tmp_path / 'deploy'), '--max_pixels', '1K'])
+    assert code == 1 and 'over the limit of 1000 pixels' in capsys.readouterr().err
 
 
 def test_infer_tool_recurses_keeps_layout_and_skips_a_bad_image(tmp_path, log_lines):
@@ -157,6 +197,36 @@ def test_deploy_recurses_keeps_layout_and_skips_a_bad_image(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- 2. --eval checked before iteration 1
+
+LFS_POINTER = 'version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 52311\n'.format('0' * 64)
+
+
+@pytest.mark.parametrize('case', ['image_dir_typo', 'lfs_pointers'])
+def test_training_on_unreadable_images_stops_at_once_with_one_line(tmp_path, case):
+    root = tmp_path / 'demo'
+    shutil.copytree(demo_dataset(), root)
+    overrides = ['TrainDataset.dataset_dir={}'.format(root), 'save_dir={}'.format(tmp_path / 'out')]
+    if case == 'image_dir_typo':
+        overrides.append('TrainDataset.image_dir=WIDER_trian/images')
+    else:
+        for path in (root / 'WIDER_train').rglob('*.jpg'):
+            path.write_text(LFS_POINTER)
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), '-c', str(DEMO_CONFIG),
+                             '-o', *overrides], capture_output=True, text=True, timeout=300)
+    assert time.monotonic() - start < 120
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1
+    if case == 'image_dir_typo':
+        assert 'TrainDataset.image_dir: no folder {}'.format(root / 'WIDER_trian' / 'images') in errors[0]
+    else:
+        first = sorted((root / 'WIDER_train' / 'images').rglob('*.jpg'))[0]
+        assert 'images in {}'.format(root / 'WIDER_train' / 'images') in errors[0]
+        assert '{} (a Git LFS pointer, not the image'.format(first) in errors[0]
+    assert not list((tmp_path / 'out').rglob('*.pdckpt'))
+
 
 @pytest.fixture
 def toy_config(tmp_path, repo_root):

@@ -14,7 +14,8 @@ import pytest
 from hambox_eval_helpers import DEMO_CONFIG, REPO_ROOT, workdir
 from oracle_eval import FACES, eval_overrides, gt_rows, write_dataset
 from ppdet_hambox.core.workspace import build_component, create, load_config
-from ppdet_hambox.evaluation.evaluator import read_image, run_evaluation
+from ppdet_hambox.data import read_image
+from ppdet_hambox.evaluation.evaluator import run_evaluation
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.evaluation.protocols import PROTOCOLS, ScalePass
 from ppdet_hambox.metrics import widerface

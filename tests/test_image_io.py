@@ -1,9 +1,16 @@
-"""Image decoding to 3-channel 8-bit BGR, and Decode's box clipping."""
+"""Image decoding to 3-channel 8-bit BGR, the pixel limit read from the
+header, and Decode's box clipping."""
+import struct
+import zlib
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from ppdet_hambox.data.image_io import ImageReadError, read_image, to_bgr8
+from ppdet_hambox.data import IMAGE_EXTENSIONS, MAX_PIXELS, ImageReadError, ImageTooLargeError, image_size, read_image
+from ppdet_hambox.data.image_io import to_bgr8
+from test_export import load_deploy
 from ppdet_hambox.data.transform.decode import Decode
 
 
@@ -60,3 +67,43 @@ def test_decode_clips_boxes_and_sets_shapes(tmp_path):
     np.testing.assert_array_equal(out['ori_shape'], [40, 60])
     np.testing.assert_array_equal(out['im_shape'], [40, 60])
     np.testing.assert_array_equal(out['scale_factor'], [1, 1])
+
+
+def _png_header_only(width, height):
+    """A PNG whose header declares width x height and whose pixels are absent."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(b'\0' * 64)) + chunk(b'IEND', b''))
+
+
+def test_max_pixels_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 89478485)   # Pillow's default (the infer tools lift it)
+    path = tmp_path / 'huge.png'
+    path.write_bytes(_png_header_only(8000, 8000))
+    assert image_size(str(path)) == (8000, 8000)
+    with pytest.raises(ImageTooLargeError, match='8000x8000 = 64000000 pixels is over the limit of 40000000'):
+        read_image(str(path), max_pixels=MAX_PIXELS)
+    bomb = tmp_path / 'bomb.png'
+    bomb.write_bytes(_png_header_only(20000, 20000))
+    with pytest.raises(ImageTooLargeError, match='declares more than .* decompression-bomb limit'):
+        read_image(str(bomb), max_pixels=10 ** 9)
+    assert issubclass(ImageTooLargeError, ImageReadError), 'skipped and counted like an unreadable image'
+    with pytest.raises(ImageReadError, match='cannot decode'):
+        read_image(str(path))   # no limit: decoding is tried (and fails: the pixels are absent)
+    cv2.imwrite(str(tmp_path / 'small.png'), np.zeros((30, 40, 3), np.uint8))
+    assert read_image(str(tmp_path / 'small.png'), max_pixels=1200).shape == (30, 40, 3)
+    with pytest.raises(ImageTooLargeError):
+        read_image(str(tmp_path / 'small.png'), max_pixels=1199)
+
+
+def test_a_git_lfs_pointer_is_named_as_such(tmp_path):
+    path = tmp_path / 'a.jpg'
+    path.write_text('version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 9\n'.format('0' * 64))
+    with pytest.raises(ImageReadError, match='a Git LFS pointer, not the image: run git lfs pull'):
+        read_image(str(path))
+
+
+def test_the_standalone_deploy_scripts_keep_the_package_list_and_limit():
+    deploy = load_deploy()
+    assert deploy.IMAGE_EXTENSIONS == IMAGE_EXTENSIONS and deploy.MAX_PIXELS == MAX_PIXELS

@@ -8,7 +8,9 @@ import pytest
 
 from drawn_faces import random_face_image, write_wider_set
 from ppdet_hambox.core.workspace import ConfigError, build_component, create, load_config
+from ppdet_hambox.data.pipeline import TransformedDataset
 from ppdet_hambox.data.reader import EpochBatchSampler, TrainReader
+from ppdet_hambox.data.unreadable import UnreadableDataError, UnreadableStreak, check_first_images, streak_error
 from ppdet_hambox.data.source.widerface import WIDERFaceDataset
 
 SAMPLE_TRANSFORMS = [
@@ -116,6 +118,32 @@ def test_sampler_splits_ranks(tmp_path):
         dataset, nranks=2, rank=rank))]) for rank in range(2)]
     assert sorted(np.concatenate(seen).tolist()) == list(range(6))
     assert not set(seen[0]) & set(seen[1])
+
+
+def test_unreadable_data_checks_name_the_folder_and_the_first_files(tmp_path):
+    dataset = make_dataset(tmp_path, num_images=5, broken={i: 'corrupt' for i in range(5)})
+    samples = TransformedDataset(dataset, reader().sample_transforms)
+    with pytest.raises(UnreadableDataError) as info:
+        check_first_images(samples, count=4)
+    folder = tmp_path / 'images'
+    files = [folder / '0--Parade' / 'img_{}.png'.format(i) for i in range(5)]
+    assert str(info.value) == ('TrainDataset (images in {}): none of its first 4 images can be read; the first: '
+                               'cannot decode image {} (corrupt or not an image); also {}, {}, ...'.format(
+                                   folder, files[0], files[1], files[2]))
+    check_first_images(TransformedDataset(make_dataset(tmp_path / 'ok', broken={0: 'missing'}), []))
+    streak = UnreadableStreak(limit=5)
+    streak.add(readable=False, skipped=3)
+    streak.add(readable=True, skipped=1)
+    streak.add(readable=False, skipped=4)
+    assert streak.count == 4 and not streak.exceeded
+    streak.add(readable=False, skipped=1)
+    assert streak.exceeded
+    assert str(streak_error(samples, streak)).startswith(
+        'TrainDataset (images in {}): 5 images in a row could not be read, so training stopped; the first: '
+        'cannot decode image {}'.format(folder, files[0]))
+    dataset.image_dir = 'imgs'
+    with pytest.raises(UnreadableDataError, match=r'^TrainDataset.image_dir: no folder {}/imgs \('.format(tmp_path)):
+        check_first_images(samples)
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path, caplog):

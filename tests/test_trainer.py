@@ -12,6 +12,8 @@ import pytest
 from ppdet_hambox.core.errors import EXIT_USER_ERROR, run_tool
 from ppdet_hambox.core.workspace import load_config, register
 from ppdet_hambox.data.image_io import ImageReadError
+from ppdet_hambox.data.unreadable import UnreadableDataError
+from ppdet_hambox.engine.callbacks import Callback
 from ppdet_hambox.evaluation import evaluator
 from ppdet_hambox.engine.env import set_random_seed
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer
@@ -178,6 +180,30 @@ def test_a_batch_of_only_unreadable_images_is_passed_over(config_file, tmp_path)
     # 6 batches per epoch, the third unreadable: the epoch ends after 5 steps
     assert [(r['epoch'], r['iter'], r['skipped']) for r in epochs] == [(0, 5, 2)]
     assert trainer.iteration == 8 and trainer.batches_read == 10  # epoch 1: the third again
+
+
+class _ImagesVanish(Callback):
+    """After the checks before iteration 1, every image becomes unreadable
+    (a data disk going away mid-run)."""
+
+    def on_train_begin(self, trainer):
+        trainer.dataset.corrupt.update(range(len(trainer.dataset)))
+
+
+def test_a_run_of_unreadable_images_stops_training_instead_of_looping(config_file, tmp_path):
+    cfg = load_config(config_file, ['save_dir={}'.format(tmp_path)])
+    trainer = Trainer(cfg, mode='train')
+    assert trainer.unreadable.limit == 12, 'at most one epoch (12 images) of unreadable images in a row'
+    with pytest.raises(UnreadableDataError, match='12 images in a row could not be read') as info:
+        trainer.train(callbacks=[_ImagesVanish()])
+    assert 'cannot decode image corrupt.jpg' in str(info.value) and '\n' not in str(info.value)
+    assert trainer.iteration == 0 and trainer.batches_read == 6
+
+
+def test_unreadable_first_images_stop_training_before_iteration_1(config_file, tmp_path):
+    with pytest.raises(UnreadableDataError, match='none of its first 8 images can be read'):
+        run(config_file, tmp_path, ['TrainDataset.corrupt=[0, 1, 2, 3, 4, 5, 6, 7]', 'TrainReader.shuffle=false'])
+    run(config_file, tmp_path, ['TrainDataset.corrupt=[0, 1, 2, 3, 4, 5, 6]', 'max_iters=2'])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(config_file, tmp_path):

@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
-from ppdet_hambox.data.benchmark import IMAGE_EXTENSIONS, find_photos, run  # noqa: E402
+from ppdet_hambox.data import IMAGE_EXTENSIONS  # noqa: E402
+from ppdet_hambox.data.benchmark import find_photos, run  # noqa: E402
 
 
 def check_data_dir(data_dir):

@@ -2,25 +2,29 @@
 
     python tools/infer.py -c CONFIG -o weights=W.pdparams --infer_img F | --infer_dir D
                           [--output_dir output] [--draw_threshold 0.5] [--save_json]
-                          [--protocol vga|original|multiscale|pyramidbox] [--allow_partial_weights]
+                          [--protocol vga|original|multiscale|pyramidbox] [--max_pixels 40M] [--allow_partial_weights]
 
 --infer_dir searches sub-folders; drawings keep the relative layout under
---output_dir. An unreadable image is skipped with a warning; the exit status
-is then 1 (2 for bad arguments, 0 when every image was processed).
+--output_dir. An unreadable image, or one whose header declares more than
+--max_pixels pixels, is skipped with a warning; the exit status is then 1
+(2 for bad arguments, 0 when every image was processed).
 """
 import os
 import sys
+
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
+from ppdet_hambox.data import MAX_PIXELS  # noqa: E402
 from ppdet_hambox.evaluation.evaluator import protocol_name  # noqa: E402
 from ppdet_hambox.evaluation.inference import infer_images, list_images  # noqa: E402
 from ppdet_hambox.evaluation.predictor import Predictor  # noqa: E402
 from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg, pixel_count  # noqa: E402
 
 
 def main(argv=None):
@@ -34,7 +38,12 @@ def main(argv=None):
     parser.add_argument('--save_json', action='store_true', help='also write <output_dir>/bbox.json')
     parser.add_argument('--protocol', choices=PROTOCOLS,
                         help='test protocol (default: the config\'s eval_protocol, else vga)')
+    parser.add_argument('--max_pixels', type=pixel_count, default=MAX_PIXELS,
+                        help='skip images whose header declares more pixels, width x height (K/M/G = '
+                             '1e3/1e6/1e9; default 40M, as the service)')
     args = parser.parse_args(argv)
+    # --max_pixels is checked from each header first; Pillow's own bomb limit would refuse earlier.
+    Image.MAX_IMAGE_PIXELS = None
     cfg = load_cfg(args)
     threshold = args.draw_threshold if args.draw_threshold is not None else cfg.get('draw_threshold', 0.5)
     reader = 'TestReader' if cfg.get('TestReader') else 'EvalReader'
@@ -42,7 +51,7 @@ def main(argv=None):
     protocol = protocol_name(cfg, args.protocol)
     predictor = Predictor(build_model(cfg, allow_partial=args.allow_partial_weights), cfg, protocol,
                           reader=reader)
-    _, skipped = infer_images(predictor, images, args.output_dir, threshold, args.save_json)
+    _, skipped = infer_images(predictor, images, args.output_dir, threshold, args.save_json, args.max_pixels)
     return 1 if skipped else 0
 
 

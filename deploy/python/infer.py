@@ -1,22 +1,27 @@
 """Standalone Paddle Inference predictor for an exported HAMBox model.
 
-Needs only paddlepaddle, numpy, opencv and pyyaml (not ppdet_hambox): the
-pre-processing comes from the export's ``infer_cfg.yml``.
+Needs only paddlepaddle (with its Pillow), numpy, opencv and pyyaml (not
+ppdet_hambox): the pre-processing comes from the export's ``infer_cfg.yml``.
+Images are decoded as OpenCV does by default (a JPEG's EXIF orientation is
+applied), as in training and evaluation.
 
     python deploy/python/infer.py --model_dir output_inference/hambox \\
         --image_file F | --image_dir D | --video_file V [--device auto|cpu|gpu] \\
         [--cpu_threads N] [--disable_mkldnn] [--precision fp32|bf16|fp16|int8] \\
         [--run_mode paddle|trt] \\
-        [--output_dir output] [--threshold 0.5] [--save_json] [--run_benchmark]
+        [--output_dir output] [--threshold 0.5] [--save_json] [--max_pixels 40M] [--run_benchmark]
 
---image_dir searches sub-folders. An unreadable image is skipped with a
-warning. Exit status: 0 done, 1 some image skipped, 2 bad input (one
-``error:`` line naming the file or flag).
+--image_dir searches sub-folders. An unreadable image, or one whose header
+declares more than --max_pixels pixels, is skipped with a warning. Exit
+status: 0 done, 1 some image skipped, 2 bad input (one ``error:`` line
+naming the file or flag).
 """
 import argparse
 import collections
+import io
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -25,9 +30,12 @@ import warnings
 import cv2
 import numpy as np
 import yaml
+from PIL import Image
 
 MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+MAX_PIXELS = 40 * 10 ** 6    # default --max_pixels (width x height), here and in serve.py
+COUNT_UNITS = {'': 1, 'K': 10 ** 3, 'M': 10 ** 6, 'G': 10 ** 9}
 RUN_MODES = ('paddle', 'trt', 'trt_fp32', 'trt_fp16')
 PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
 MKLDNN_CACHE_CAPACITY = 10   # input shapes whose oneDNN kernels are kept
@@ -438,11 +446,56 @@ def list_images(image_file, image_dir):
     return sorted((path, os.path.relpath(path, image_dir)) for path in images)
 
 
-def read_image(path):
-    """BGR image, or ``(None, reason)`` when the file cannot be read."""
-    if not os.path.isfile(path):
-        return None, 'no such file'
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+def parse_size(text, units, flag):
+    """``40M``, ``20MB``, ... -> int, with ``units`` {suffix: multiplier}; an
+    ``argparse.ArgumentTypeError`` naming ``flag`` otherwise."""
+    match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*', str(text))
+    unit = match.group(2).upper() if match else None
+    if unit not in units:
+        raise argparse.ArgumentTypeError('{}: {!r} is not a size like 20MB / 40M (units: {})'.format(
+            flag, text, ', '.join(u for u in units if u)))
+    value = int(float(match.group(1)) * units[unit])
+    if value <= 0:
+        raise argparse.ArgumentTypeError('{} must be positive, got {!r}'.format(flag, text))
+    return value
+
+
+def declared_size(data, formats=None):
+    """``(width, height)`` that the header of the encoded image ``data``
+    declares; no pixel is decoded. Pillow's errors pass through."""
+    with Image.open(io.BytesIO(data), formats=formats) as image:
+        return image.size
+
+
+def decode_image(data):
+    """Encoded bytes -> BGR ``uint8`` image with the EXIF orientation applied
+    (OpenCV's default), or None when they do not decode."""
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:   # e.g. over OpenCV's own pixel limit
+        return None
+
+
+def read_image(path, max_pixels=None):
+    """``(BGR image, '')``, or ``(None, reason)`` when the file cannot be read
+    or its header declares more than ``max_pixels`` pixels (checked before
+    decoding)."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as error:
+        return None, 'cannot read it: {}'.format(error.strerror or error)
+    if not data:
+        return None, 'empty file'
+    if max_pixels is not None:
+        try:
+            width, height = declared_size(data)
+        except Exception as error:  # any failure to parse a header: not a readable image
+            return None, 'unreadable image header: {}: {}'.format(type(error).__name__, error)
+        if width * height > max_pixels:
+            return None, 'image of {}x{} = {} pixels is over the limit of {} pixels (--max_pixels)'.format(
+                width, height, width * height, max_pixels)
+    image = decode_image(data)
     if image is None:
         return None, 'not decodable (corrupt or not an image)'
     return image, ''
@@ -462,7 +515,7 @@ def run_images(detector, images, args, threshold):
     records, skipped = [], []
     for item in images:
         path, rel = item if isinstance(item, tuple) else (item, os.path.basename(item))
-        image, reason = read_image(path)
+        image, reason = read_image(path, args.max_pixels)
         if image is None:
             skipped.append((path, reason))
             print('warning: skipped {}: {}'.format(path, reason), file=sys.stderr)
@@ -532,6 +585,9 @@ def parse_args(argv=None):
     parser.add_argument('--output_dir', default='output')
     parser.add_argument('--threshold', type=float, help='lowest score kept (default: infer_cfg.yml draw_threshold)')
     parser.add_argument('--save_json', action='store_true', help='write <output_dir>/bbox.json')
+    parser.add_argument('--max_pixels', type=lambda t: parse_size(t, COUNT_UNITS, '--max_pixels'), default=MAX_PIXELS,
+                        help='skip images whose header declares more pixels, width x height (K/M/G = '
+                             '1e3/1e6/1e9; default 40M, as serve.py)')
     parser.add_argument('--run_benchmark', action='store_true',
                         help='time pre-process, inference and post-process over repeated runs per image')
     parser.add_argument('--warmup', type=int, default=3, help='untimed runs per image with --run_benchmark')
@@ -559,6 +615,8 @@ def main(argv=None):
     """Exit status: 0 done, 1 some image skipped, 2 bad input (see run_cli)."""
     quiet_paddle()
     args = parse_args(argv)
+    # --max_pixels is checked from each header first; Pillow's own bomb limit would refuse earlier.
+    Image.MAX_IMAGE_PIXELS = None
     check_model_dir(args.model_dir)
     check_device(args.device)
     images = None if args.video_file else list_images(args.image_file, args.image_dir)

@@ -12,19 +12,18 @@ that and while stopping. docs/serving.md has the limits and every error.
 Paddle predictors are not thread-safe and one process's predictors do not run
 in parallel, so each worker is a process owning one predictor; one dispatcher
 thread per worker feeds it through a pipe. Standalone: it uses infer.py's
-``Detector`` and pre-processing and nothing from ppdet_hambox.
+``Detector``, pre-processing and image decoding (EXIF orientation applied)
+and nothing from ppdet_hambox.
 """
 import argparse
 import asyncio
 import contextlib
 import ctypes
-import io
 import logging
 import math
 import multiprocessing
 import os
 import queue
-import re
 import signal
 import socket
 import sys
@@ -33,18 +32,17 @@ import time
 import traceback
 import uuid
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from infer import (INFER_CFG, MODEL_FILE, PARAMS_FILE, PRECISIONS, DeployError, Detector, PredictConfig,
-                   available_cpus, resolve_device, run_cli, to_records)
+from infer import (COUNT_UNITS, INFER_CFG, MAX_PIXELS, MODEL_FILE, PARAMS_FILE, PRECISIONS, DeployError, Detector,
+                   PredictConfig, available_cpus, declared_size, decode_image, parse_size, resolve_device, run_cli,
+                   to_records)
 
 LOG = logging.getLogger('serve')
 MEDIA_TYPES = ('image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/x-ms-bmp', 'application/octet-stream')
 IMAGE_FORMATS = ('JPEG', 'PNG', 'WEBP', 'BMP')   # PIL's names; its JPEG reader also opens MPO
 BYTE_UNITS = {'': 1, 'B': 1, 'K': 1024, 'KB': 1024, 'M': 1024 ** 2, 'MB': 1024 ** 2, 'G': 1024 ** 3, 'GB': 1024 ** 3}
-COUNT_UNITS = {'': 1, 'K': 10 ** 3, 'M': 10 ** 6, 'G': 10 ** 9}
 WARMUP_SHAPE = (480, 640, 3)
 STARTED = "started"        # a worker's acknowledgement of a job, sent before running it
 
@@ -98,10 +96,7 @@ def worker_main(conn, model_dir, device, precision, cpu_threads, enable_mkldnn):
 
 def run_job(detector, label, body, threshold, source):
     """('ok', answer) | ('bad_image', message) | ('error', message)."""
-    try:
-        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:   # e.g. over OpenCV's own pixel limit
-        image = None
+    image = decode_image(body)
     if image is None:
         return 'bad_image', 'the body could not be decoded as an image (corrupt or truncated)'
     try:
@@ -304,18 +299,6 @@ class WorkerPool:
 
 # ----------------------------------------------------------------------------- request checks
 
-def parse_size(text, units, flag):
-    match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*', str(text))
-    unit = match.group(2).upper() if match else None
-    if unit not in units:
-        raise argparse.ArgumentTypeError('{}: {!r} is not a size like 20MB / 40M (units: {})'.format(
-            flag, text, ', '.join(u for u in units if u)))
-    value = int(float(match.group(1)) * units[unit])
-    if value <= 0:
-        raise argparse.ArgumentTypeError('{} must be positive, got {!r}'.format(flag, text))
-    return value
-
-
 def parse_threshold(text, default):
     if text is None:
         return default
@@ -378,8 +361,7 @@ async def read_body(request, max_bytes, timeout):
 def image_size(body, max_pixels):
     """(width, height) from the image header only; the pixels are decoded later, in a worker."""
     try:
-        with Image.open(io.BytesIO(body), formats=IMAGE_FORMATS) as image:
-            width, height = image.size
+        width, height = declared_size(body, IMAGE_FORMATS)
     except UnidentifiedImageError:
         raise ServiceError(400, 'bad_image', 'the body is not a JPEG, PNG, WebP or BMP image') from None
     except Exception as error:  # any failure to parse an untrusted header is a bad request
@@ -498,8 +480,9 @@ def parse_args(argv=None):
     parser.add_argument('--disable_mkldnn', action='store_true', help='CPU without oneDNN')
     parser.add_argument('--max_bytes', type=lambda t: parse_size(t, BYTE_UNITS, '--max_bytes'), default='20MB',
                         help='largest request body (K/M/G = KiB/MiB/GiB)')
-    parser.add_argument('--max_pixels', type=lambda t: parse_size(t, COUNT_UNITS, '--max_pixels'), default='40M',
-                        help='largest image, width x height read from its header (K/M/G = 1e3/1e6/1e9)')
+    parser.add_argument('--max_pixels', type=lambda t: parse_size(t, COUNT_UNITS, '--max_pixels'), default=MAX_PIXELS,
+                        help='largest image, width x height read from its header (K/M/G = 1e3/1e6/1e9; '
+                             'default 40M)')
     parser.add_argument('--queue', type=int, default=32, help='requests that may wait while every worker is busy')
     parser.add_argument('--threshold', type=float, help='lowest score returned (default: infer_cfg.yml draw_threshold)')
     parser.add_argument('--read_timeout', type=float, default=30.0, help='seconds a client may take to send its body')

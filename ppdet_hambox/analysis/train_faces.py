@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ppdet_hambox.core.workspace import create
+from ppdet_hambox.data import ImageReadError, image_size
 from ppdet_hambox.data.pipeline import TransformedDataset
 from ppdet_hambox.data.source.widerface import WIDERFaceDataset, read_wider_annotation
 from ppdet_hambox.data.transform.base import face_arrays
@@ -55,17 +56,16 @@ def estimate_image_sizes(annotation, assumed=DEFAULT_ASSUMED_SIZE):
 
 
 def header_image_sizes(annotation, image_dir):
-    """``int64 [num_images, 2]`` (h, w) from the image headers (no pixel decoding)."""
-    from PIL import Image
-
+    """``int64 [num_images, 2]`` (h, w) as ``Decode`` sees them, from the
+    image headers (no pixel decoding)."""
     sizes = np.zeros((annotation.num_images, 2), dtype=np.int64)
     for i, rel in enumerate(annotation.files):
         path = os.path.join(image_dir, rel)
         try:
-            with Image.open(path) as im:
-                sizes[i] = (im.height, im.width)
-        except OSError as err:
+            width, height = image_size(path)
+        except ImageReadError as err:
             raise FileNotFoundError('cannot read the size of {}: {}'.format(path, err)) from None
+        sizes[i] = (height, width)
     return sizes
 
 

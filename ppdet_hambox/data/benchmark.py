@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from ppdet_hambox.core.workspace import create, load_config
+from ppdet_hambox.data.image_io import IMAGE_EXTENSIONS
 from ppdet_hambox.data.pipeline import sample_rng
 from ppdet_hambox.data.reader import init_worker
-from ppdet_hambox.data.source.image_folder import IMAGE_EXTENSIONS
 from ppdet_hambox.data.source.widerface import read_wider_txt
 
 __all__ = ['find_photos', 'generate_photos', 'benchmark_transforms', 'run']

@@ -65,6 +65,14 @@ class TransformedDataset(paddle.io.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key):
+        item = self.transform(key)
+        if isinstance(item, SkippedSample):
+            logger.warning('skipping sample %d: %s', key[1] if isinstance(key, tuple) else key, item.reason)
+        return item
+
+    def transform(self, key):
+        """The sample of ``key`` through the transforms, or a ``SkippedSample``
+        when its image cannot be read (no warning: ``__getitem__`` gives it)."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         sample = dict(self.dataset[index])
         rng = sample_rng(self.seed, epoch, index)
@@ -72,7 +80,6 @@ class TransformedDataset(paddle.io.Dataset):
             for op in self.transforms:
                 sample = op(sample, rng)
         except ImageReadError as err:
-            logger.warning('skipping sample %d: %s', index, err)
             return SkippedSample(sample.get('im_file'), str(err))
         return sample
 

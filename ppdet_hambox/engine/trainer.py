@@ -26,6 +26,7 @@ import paddle
 
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component, create
+from ppdet_hambox.data.unreadable import MAX_UNREADABLE_IN_A_ROW, UnreadableStreak, check_first_images, streak_error
 from ppdet_hambox.engine import callbacks as cb
 from ppdet_hambox.engine.ema import ModelEMA
 from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
@@ -137,6 +138,7 @@ class Trainer:
                                                rank=self.dist.rank)
         self.loader.batch_sampler = ResumableBatchSampler(self.loader.batch_sampler)
         self.batch_size = self.reader.batch_size
+        self.unreadable = UnreadableStreak(min(MAX_UNREADABLE_IN_A_ROW, len(self.loader) * self.batch_size))
         self.batches_read = 0
         self.global_batch = self.batch_size * self.dist.world_size
         lr_config = create('LearningRate', cfg)
@@ -300,8 +302,9 @@ class Trainer:
         read so far (saved in checkpoints), and every sample's augmentation
         is seeded by (seed, epoch, index) in the reader, so a resumed run
         reads exactly the batches the uninterrupted run would have read,
-        with any number of workers. Unreadable images are counted per epoch;
-        a batch of only unreadable images arrives empty."""
+        with any number of workers. Unreadable images are counted per epoch
+        and in ``self.unreadable``; a batch of only unreadable images arrives
+        empty."""
         per_epoch = len(self.loader)
         if per_epoch == 0:
             raise ConfigError('TrainReader yields no batch: {} images for a batch of {} on {} '
@@ -312,7 +315,9 @@ class Trainer:
             self.loader.batch_sampler.set_epoch(epoch, start_batch=offset)
             for batch in self.loader:
                 self.batches_read += 1
-                skipped += int(_scalar(batch.pop('num_skipped', 0)))
+                batch_skipped = int(_scalar(batch.pop('num_skipped', 0)))
+                skipped += batch_skipped
+                self.unreadable.add(bool(batch), batch_skipped)
                 yield epoch, batch
             skipped = int(all_ranks_sum(skipped, self.dist))
             if self.dist.is_main:
@@ -341,7 +346,10 @@ class Trainer:
     def train(self, validate=False, callbacks=None):
         """Run from ``start_iter`` to ``max_iters``; evaluate at snapshots with
         ``validate``, whose set-up (metric, protocol, ground truth, the eval
-        dataset's annotation) is checked before the first iteration."""
+        dataset's annotation) is checked before the first iteration, as is
+        the training data's image folder and first images. Training data that
+        yields no readable image stops it (``UnreadableDataError``)."""
+        check_first_images(self.loader.dataset)
         if validate:
             self.check_evaluation()
         self.callbacks = self._default_callbacks(validate) + list(callbacks or [])
@@ -365,6 +373,8 @@ class Trainer:
                 while self.iteration < self.max_iters:
                     epoch, batch = next(stream)
                     if all_ranks_any(not batch, self.dist):
+                        if all_ranks_any(self.unreadable.exceeded, self.dist):
+                            raise streak_error(self.loader.dataset, self.unreadable)
                         continue  # no readable image here (or on another process): all pass this step
                     self._step(batch, window)
                     if self.iteration % log_iter == 0 or self.iteration == self.max_iters:

@@ -21,11 +21,10 @@ import os
 import time
 import zipfile
 
-import cv2
 import numpy as np
 
 from ppdet_hambox.core.errors import ConfigError
-from ppdet_hambox.data.image_io import ImageReadError
+from ppdet_hambox.data import ImageReadError, read_image
 from ppdet_hambox.evaluation.benchmarks import (BENCHMARKS, METRICS, SCORES, build_benchmark, config_origin,
                                                 metric_name, wider_gt_dir)
 from ppdet_hambox.evaluation.prediction_folder import PredictionFolder, check_prediction_folder, visible_walk
@@ -34,7 +33,7 @@ from ppdet_hambox.evaluation.protocols import PROTOCOLS
 from ppdet_hambox.evaluation.sharding import Shard
 
 __all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_images', 'wider_gt_dir', 'zip_predictions',
-           'METRICS', 'metric_name', 'read_image', 'format_result', 'SkipLog']
+           'METRICS', 'metric_name', 'format_result', 'SkipLog']
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +54,6 @@ def protocol_name(cfg, protocol=None):
     return chosen
 
 
-def read_image(path):
-    """BGR ``uint8`` image; ``ImageReadError`` naming the file and the reason."""
-    if not os.path.isfile(path):
-        raise ImageReadError('cannot read image {}: no such file'.format(path))
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageReadError('cannot read image {}: not decodable (corrupt or not an image)'.format(path))
-    return image
 
 
 class SkipLog:

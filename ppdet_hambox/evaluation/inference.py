@@ -1,7 +1,8 @@
 """Inference on image files: detections drawn and saved, optionally as JSON.
 
-An image that cannot be read is skipped with a warning naming it and the
-reason; the run ends with ``N images, K skipped: ...``.
+An image that cannot be read, or whose header declares more pixels than
+allowed, is skipped with a warning naming it and the reason; the run ends
+with ``N images, K skipped: ...``.
 """
 import json
 import logging
@@ -10,15 +11,13 @@ import os
 import cv2
 
 from ppdet_hambox.core.errors import UserError
-from ppdet_hambox.data.image_io import ImageReadError
-from ppdet_hambox.evaluation.evaluator import SkipLog, read_image
+from ppdet_hambox.data import IMAGE_EXTENSIONS, MAX_PIXELS, ImageReadError, read_image
+from ppdet_hambox.evaluation.evaluator import SkipLog
 from ppdet_hambox.utils.visualize import detections_to_records, draw_detections
 
-__all__ = ['list_images', 'infer_images', 'IMAGE_EXTENSIONS']
+__all__ = ['list_images', 'infer_images']
 
 logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def list_images(infer_img=None, infer_dir=None):
@@ -40,13 +39,14 @@ def list_images(infer_img=None, infer_dir=None):
     return sorted((path, os.path.relpath(path, infer_dir)) for path in images)
 
 
-def infer_images(predictor, images, output_dir, draw_threshold=0.5, save_json=False):
+def infer_images(predictor, images, output_dir, draw_threshold=0.5, save_json=False, max_pixels=MAX_PIXELS):
     """Detect faces on each image of ``images`` (``(path, relative output
     name)`` pairs, as ``list_images`` gives, or plain paths); write
     ``<output_dir>/<relative name>`` with the detections scoring >=
     ``draw_threshold`` drawn, and with ``save_json`` ``<output_dir>/bbox.json``
-    (those detections, x y w h, per image). Unreadable images are skipped
-    with a warning. Returns ``({image path: detections [N, 5]}, skipped
+    (those detections, x y w h, per image). Unreadable images, and those
+    whose header declares more than ``max_pixels`` pixels (None: no limit),
+    are skipped with a warning. Returns ``({image path: detections [N, 5]}, skipped
     [(path, reason)])``."""
     os.makedirs(output_dir, exist_ok=True)
     results, records = {}, []
@@ -54,7 +54,7 @@ def infer_images(predictor, images, output_dir, draw_threshold=0.5, save_json=Fa
     for item in images:
         path, rel = item if isinstance(item, tuple) else (item, os.path.basename(item))
         try:
-            image = read_image(path)
+            image = read_image(path, max_pixels)
         except ImageReadError as err:
             skips.skip(path, err)
             continue

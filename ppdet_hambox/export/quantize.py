@@ -14,7 +14,7 @@ import yaml
 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import build_component
-from ppdet_hambox.evaluation.evaluator import read_image
+from ppdet_hambox.data import read_image
 from ppdet_hambox.export.exporter import INFER_CFG, ONNX_FILE
 from ppdet_hambox.evaluation.predictor import Predictor
 

@@ -17,6 +17,7 @@ import sys
 import time
 
 from ppdet_hambox.core.workspace import load_config
+from ppdet_hambox.data import IMAGE_EXTENSIONS
 from ppdet_hambox.data.source import demo as demo_source
 from ppdet_hambox.export.exporter import export_model
 from ppdet_hambox.jobs.train_eval import train_then_evaluate
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY_SCRIPT = os.path.join(REPO_ROOT, 'deploy', 'python', 'infer.py')
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def ensure_dataset(dataset_dir, seed, num_train, num_val):
@@ -59,12 +59,13 @@ def run_deploy(model_dir, image_args, output_dir, threshold):
 def image_folders(root):
     """``root`` and every folder below it that holds images, in sorted order."""
     return [folder for folder, _, files in sorted(os.walk(root))
-            if any(name.lower().endswith(IMAGE_SUFFIXES) for name in files)]
+            if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in files)]
 
 
 def sample_images(image_dir, count):
     """The first ``count`` images of a dataset folder, in sorted order."""
-    images = sorted(glob.glob(os.path.join(image_dir, '**', '*.jpg'), recursive=True))
+    images = sorted(path for path in glob.glob(os.path.join(image_dir, '**', '*'), recursive=True)
+                    if path.lower().endswith(IMAGE_EXTENSIONS))
     return images[:count]
 
 

@@ -3,12 +3,13 @@
 and loading ``weights``."""
 import argparse
 import logging
+import re
 
 from ppdet_hambox.core.workspace import create, load_config
 from ppdet_hambox.utils.logger import setup_logger
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
-__all__ = ['base_parser', 'load_cfg', 'build_model']
+__all__ = ['base_parser', 'load_cfg', 'build_model', 'pixel_count']
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,18 @@ def base_parser(description):
                              'from the file or shape-mismatched (an error otherwise)'.format(
                                  100 * MAX_UNFIT_FRACTION))
     return parser
+
+
+def pixel_count(text):
+    """An argparse type: ``40M``, ``2.5M``, ``800K``, ``1G`` or a plain
+    number (K/M/G = 1e3/1e6/1e9), positive."""
+    match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*', str(text))
+    if not match:
+        raise argparse.ArgumentTypeError('{!r} is not a pixel count like 40M (units: K, M, G)'.format(text))
+    value = int(float(match.group(1)) * 10 ** (3 * ' KMG'.index(match.group(2).upper() or ' ')))
+    if value <= 0:
+        raise argparse.ArgumentTypeError('must be positive, got {!r}'.format(text))
+    return value
 
 
 def load_cfg(args):

@@ -5,10 +5,9 @@ import numpy as np
 import paddle
 
 from ppdet_hambox.core.workspace import register
+from ppdet_hambox.data.image_io import IMAGE_EXTENSIONS
 
 __all__ = ['ImageFolder']
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
 @register

@@ -27,12 +27,10 @@ def attach_image(sample, image):
 @register
 class Decode:
     """``im_file`` -> ``image`` (uint8 BGR), ``ori_shape``, ``im_shape``,
-    ``scale_factor`` (1, 1). Boxes are clipped to the image; faces left with
-    no area are dropped. A missing or undecodable file raises
-    ``ImageReadError``, which the reader turns into a skipped sample."""
-
-    def __init__(self, apply_exif_orientation=False):
-        self.apply_exif_orientation = apply_exif_orientation
+    ``scale_factor`` (1, 1), decoded by ``read_image`` (EXIF orientation
+    applied). Boxes are clipped to the image; faces left with no area are
+    dropped. A missing or undecodable file raises ``ImageReadError``, which
+    the reader turns into a skipped sample."""
 
     def __call__(self, sample, rng=None):
-        return attach_image(sample, read_image(sample['im_file'], self.apply_exif_orientation))
+        return attach_image(sample, read_image(sample['im_file']))
