@@ -11,7 +11,6 @@ the shared head sees from each level; from scratch add
 Training steps write to save_dir (default output/pyramid_stats).
 """
 import argparse
-import json
 import os
 import sys
 

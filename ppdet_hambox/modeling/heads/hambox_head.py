@@ -13,7 +13,6 @@ import math
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.heads.ssh import SSHContext
