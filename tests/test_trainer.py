@@ -192,7 +192,7 @@ class _ImagesVanish(Callback):
 
 def test_a_run_of_unreadable_images_stops_training_instead_of_looping(config_file, tmp_path):
     cfg = load_config(config_file, ['save_dir={}'.format(tmp_path)])
-    trainer = Trainer(cfg, mode='train')
+    trainer = Trainer(cfg)
     assert trainer.unreadable.limit == 12, 'at most one epoch (12 images) of unreadable images in a row'
     with pytest.raises(UnreadableDataError, match='12 images in a row could not be read') as info:
         trainer.train(callbacks=[_ImagesVanish()])
