@@ -8,7 +8,6 @@ their decoded boxes with their faces) from each trainer log. ``com_iou`` is
 averaged weighted by ``num_com`` (smoothing and summary), and plotted only
 where there were compensated anchors (gaps elsewhere).
 """
-import argparse
 import json
 import os
 import sys
@@ -19,18 +18,19 @@ from ppdet_hambox.analysis.mining_log import (read_mining_log, smooth, weighted_
                                               weighted_smooth)
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_mining  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, output_file, positive_int  # noqa: E402
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--log', action='append', required=True,
                         help='a train_log.jsonl (repeat for several runs)')
     parser.add_argument('--label', action='append', default=[],
                         help='legend label per --log, in order (default: the log\'s folder name)')
-    parser.add_argument('--smooth', type=int, default=1,
+    parser.add_argument('--smooth', type=positive_int, default=1,
                         help='moving average over this many log records (default 1: none)')
-    parser.add_argument('--out', required=True, help='output figure (.png)')
-    parser.add_argument('--json', help='also write the (smoothed) curves as JSON')
+    parser.add_argument('--out', required=True, type=output_file, help='output figure (.png)')
+    parser.add_argument('--json', type=output_file, help='also write the (smoothed) curves as JSON')
     return parser
 
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, output_dir  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
 from ppdet_hambox.utils.logger import get_logger  # noqa: E402
 
@@ -36,7 +36,7 @@ def parse_args(argv=None):
     parser.add_argument('--eval', action='store_true',
                         help='evaluate on EvalDataset at each snapshot and keep best_model.pdparams')
     parser.add_argument('--use_vdl', action='store_true', help='write scalars to VisualDL')
-    parser.add_argument('--vdl_log_dir', help='VisualDL folder (default <save_dir>/<config>/vdl)')
+    parser.add_argument('--vdl_log_dir', type=output_dir, help='VisualDL folder (default <save_dir>/<config>/vdl)')
     parser.add_argument('--fleet', action='store_true',
                         help='use paddle.distributed.fleet (collective) for multi-process runs')
     parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA GPUs only)')

@@ -31,7 +31,7 @@ from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.env import (DistInfo, all_ranks_any, all_ranks_mean, all_ranks_sum,
                                      init_distributed, set_random_seed)
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
-                                           read_checkpoint, restore_rng_state)
+                                           previous_run_files, read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
@@ -265,6 +265,24 @@ class Trainer:
             if suffix.isdigit() and int(suffix) > self.start_iter:
                 check_prediction_folder(path, 'evaluation folder')
 
+    def resumed_here(self):
+        """True when this run resumed a checkpoint of its own ``save_dir``."""
+        if not self.last_checkpoint or not os.path.isdir(self.save_dir):
+            return False
+        return os.path.samefile(os.path.dirname(os.path.abspath(self.last_checkpoint)), self.save_dir)
+
+    def check_save_dir(self):
+        """Refuse, before iteration 1, a ``save_dir`` that holds another run:
+        its checkpoints, weights and log would be replaced or deleted."""
+        if self.resumed_here():
+            return
+        found = previous_run_files(self.save_dir)
+        if found:
+            raise ConfigError(
+                'save_dir {} holds another training run ({}{}); continue it with -r {}, or write this run '
+                'elsewhere with -o save_dir=OTHER_FOLDER (nothing was changed)'.format(
+                    self.save_dir, ', '.join(found[:4]), ', ...' if len(found) > 4 else '', self.save_dir))
+
     def eval_dir(self, iteration):
         """Where the evaluation at ``iteration`` writes its predictions."""
         return os.path.join(self.save_dir, 'eval_iter_{}'.format(iteration))
@@ -338,6 +356,7 @@ class Trainer:
         """Run from ``start_iter`` to ``max_iters``; evaluate at snapshots with
         ``validate``, whose set-up (metric, protocol, ground truth, the eval
         dataset's annotation) is checked before the first iteration."""
+        self.check_save_dir()
         if validate:
             self.check_evaluation()
         self.callbacks = self._default_callbacks(validate) + list(callbacks or [])

@@ -69,16 +69,18 @@ def quantize_onnx(model_dir, cfg, output=None, num_images=32, op_types=('Conv',)
                'percentile': CalibrationMethod.Percentile}
     if method not in methods:
         raise UserError('--method must be one of {}, got {!r}'.format(', '.join(methods), method))
-    output = output or os.path.join(model_dir, 'model_int8.onnx')
-    prepared = output + '.pre.onnx'
-    quant_pre_process(source, prepared, skip_symbolic_shape=True)
-    try:
-        quantize_static(prepared, output, _Reader(calibration_feeds(cfg, protocol, num_images)),
-                        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method])
-    finally:
-        if os.path.isfile(prepared):
-            os.remove(prepared)
+    output = claim(output or os.path.join(model_dir, 'model_int8.onnx'), '--output')
+    with atomic_file(output) as tmp:
+        prepared = tmp + '.pre.onnx'
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        try:
+            quantize_static(prepared, tmp, _Reader(calibration_feeds(cfg, protocol, num_images)),
+                            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types),
+                            per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[method])
+        finally:
+            if os.path.isfile(prepared):
+                os.remove(prepared)
+    record(output)
     logger.info('int8 (QDQ, %s) model written to %s', ', '.join(op_types), output)
     return output

@@ -50,7 +50,6 @@ faces (kind, size, slots, recipes: ``plan_split``) and another draws them, so
 the same seed gives byte-identical files (fixed JPEG quality, fixed .mat
 header) and the boxes are known without drawing.
 """
-import argparse
 import json
 import pathlib
 import shutil
@@ -63,6 +62,7 @@ import numpy as np
 from ppdet_hambox.data.source import demo_render
 from ppdet_hambox.data.source.widerface_writer import (ATTRIBUTES, SETTINGS, ImageAnnotation,
                                                        write_bbx_gt, write_ground_truth)
+from ppdet_hambox.utils.cli import ToolParser, output_dir, positive_int
 
 # Event folders named as in the official zips, with the image kinds they hold.
 EVENTS = {
@@ -246,11 +246,11 @@ def print_summary(summary, seconds, out_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', required=True, help='output folder')
+    parser = ToolParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', required=True, type=output_dir, help='output folder')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-train', type=int, default=240)
-    parser.add_argument('--num-val', type=int, default=60)
+    parser.add_argument('--num-train', type=positive_int, default=240)
+    parser.add_argument('--num-val', type=positive_int, default=60)
     parser.add_argument('--size', default=None,
                         help='fixed image size WxH (default: varied, long side 256-400)')
     args = parser.parse_args(argv)
