@@ -10,7 +10,6 @@ with the row's anchor ratio, matching strategy and loss (see
 Numbers on the demo dataset are not WIDER FACE numbers.
 """
 import argparse
-import json
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import ensure_dataset  # noqa: E402
 from ppdet_hambox.utils.cli import ToolParser, output_dir, output_file, positive_int  # noqa: E402
+from ppdet_hambox.utils.safe_write import write_json, write_text  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml')
 
@@ -89,12 +89,8 @@ def main(argv=None):
     print(format_table(rows))
     json_path = args.json or os.path.join(args.output_dir, 'ablation.json')
     md_path = args.md or os.path.join(args.output_dir, 'ablation.md')
-    for path in (json_path, md_path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(json_path, 'w', encoding='utf-8') as f:
-        json.dump({'config': args.config, 'max_iters': max_iters, 'rows': rows}, f, indent=1)
-    with open(md_path, 'w', encoding='utf-8') as f:
-        f.write(note + '\n\n' + format_table(rows, markdown=True) + '\n')
+    write_json(json_path, {'config': args.config, 'max_iters': max_iters, 'rows': rows})
+    write_text(md_path, note + '\n\n' + format_table(rows, markdown=True) + '\n')
     print('wrote', json_path, 'and', md_path)
     return rows
 

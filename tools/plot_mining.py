@@ -8,7 +8,6 @@ their decoded boxes with their faces) from each trainer log. ``com_iou`` is
 averaged weighted by ``num_com`` (smoothing and summary), and plotted only
 where there were compensated anchors (gaps elsewhere).
 """
-import json
 import os
 import sys
 
@@ -19,6 +18,7 @@ from ppdet_hambox.analysis.mining_log import (read_mining_log, smooth, weighted_
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_mining  # noqa: E402
 from ppdet_hambox.utils.cli import ToolParser, output_file, positive_int  # noqa: E402
+from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 
 def build_parser():
@@ -76,8 +76,7 @@ def main(argv=None):
     if args.json:
         curves = {label: {k: [None if v != v else v for v in values.tolist()] for k, values in data.items()}
                   for label, data in runs}
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump({'summary': report, 'curves': curves}, f)
+        write_json(args.json, {'summary': report, 'curves': curves}, indent=None)
         print('wrote', args.json)
     return report
 

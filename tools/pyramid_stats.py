@@ -10,7 +10,6 @@ the shared head sees from each level; from scratch add
 -o ResNet.pretrained=null ResNet.norm_type=bn ResNet.freeze_at=-1.
 Training steps write to save_dir (default output/pyramid_stats).
 """
-import json
 import os
 import sys
 

@@ -213,7 +213,7 @@ class CheckpointSaver(Callback):
 
 
 def atomic_json(obj, path):
-    return write_json(path, obj, indent=1, sort_keys=True)
+    return write_json(path, obj, indent=1, guard=False, sort_keys=True)  # save_dir is guarded as a whole
 
 
 __all__ = ['Callback', 'ConsoleLogger', 'JsonLinesLogger', 'VisualDLLogger', 'EvalCallback',

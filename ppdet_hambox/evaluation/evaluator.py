@@ -168,6 +168,7 @@ def predict_dataset(predictor, dataset, output_dir):
         widerface.write_predictions(output_dir, record['event'], record['name'], xywh)
         folder.record(os.path.join(record['event'], record['name'] + '.txt'))
         progress.step(index + 1)
+    folder.complete()
     if skips.skipped:
         logger.warning('eval: %s', skips.summary(total, 'scored as images without detections'))
     return total, time.time() - start, skips.skipped
@@ -221,6 +222,7 @@ def _evaluate_image_list(model, cfg, protocol, output_dir, predictor=None, secti
         logger.warning('eval: %s', skips.summary(len(images), 'scored as images without detections'))
     result = benchmark.evaluate(detections, sizes, output_dir)
     folder.record_new_files()
+    folder.complete()
     result.update({'num_images': len(detections), 'seconds_per_image': seconds / max(len(detections), 1),
                    'num_skipped': len(skips.skipped), 'protocol': predictor.protocol})
     return result

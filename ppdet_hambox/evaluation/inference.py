@@ -13,7 +13,7 @@ import os
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.data.image_io import ImageReadError
 from ppdet_hambox.evaluation.evaluator import SkipLog, read_image
-from ppdet_hambox.utils.safe_write import claim, output_folder, record, write_image, write_json
+from ppdet_hambox.utils.safe_write import claim, output_folder, write_image, write_json
 from ppdet_hambox.utils.visualize import detections_to_records, draw_detections
 
 __all__ = ['list_images', 'infer_images', 'check_outputs', 'IMAGE_EXTENSIONS', 'JSON_NAME']
@@ -78,14 +78,12 @@ def infer_images(predictor, images, output_dir, draw_threshold=0.5, save_json=Fa
         results[path] = dets
         out_path = os.path.join(output_dir, rel)
         write_image(out_path, draw_detections(image, dets, draw_threshold))
-        record(out_path)
         records.extend(detections_to_records(dets, draw_threshold, im_file=path))
         logger.info('%s: %d faces >= %.2f -> %s', path, int((dets[:, 4] >= draw_threshold).sum()),
                     draw_threshold, out_path)
     if save_json:
         json_path = os.path.join(output_dir, JSON_NAME)
         write_json(json_path, records, indent=None)
-        record(json_path)
         logger.info('detections written to %s', json_path)
     log = logger.warning if skips.skipped else logger.info
     log('infer: %s', skips.summary(len(images)))

@@ -124,7 +124,7 @@ def export_model(model, cfg, output_dir, protocol=None, onnx=False, reader='Eval
         finally:
             if was_training:
                 model.train()
-        write_yaml(os.path.join(stage, INFER_CFG), info)
+        write_yaml(os.path.join(stage, INFER_CFG), info, guard=False)  # staged_folder guards the export
         for name in names.values():
             if not os.path.isfile(os.path.join(stage, name)):
                 raise RuntimeError('export did not write {}'.format(name))

@@ -7,13 +7,13 @@ evaluated with the config's evaluation (the official WIDER FACE protocol on
 the config's EvalDataset).
 """
 import copy
-import json
 import math
 import os
 
 from ppdet_hambox.analysis.mining_log import MiningLogError, read_mining_log
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.jobs.train_eval import train_then_evaluate
+from ppdet_hambox.utils.json_io import write_json
 
 __all__ = ['ROWS', 'row_overrides', 'budget_overrides', 'run_row', 'format_table', 'PAPER']
 
@@ -128,8 +128,7 @@ def run_row(config, name, max_iters, output_dir, seed=None, overrides=None, scal
         'train_log': os.path.join(run['trainer'].save_dir, 'train_log.jsonl'),
         'paper_wider_val': dict(zip(SETTINGS, PAPER[name])),
     }
-    with open(os.path.join(row_dir, 'result.json'), 'w', encoding='utf-8') as f:
-        json.dump(row, f, indent=1)
+    write_json(os.path.join(row_dir, 'result.json'), row)
     return row
 
 

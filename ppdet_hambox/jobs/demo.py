@@ -8,7 +8,6 @@ as a subprocess, as users run it). The summary goes to
 ``<output_dir>/report.json``.
 """
 import glob
-import json
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.data.source import demo as demo_source
 from ppdet_hambox.export.exporter import export_model
 from ppdet_hambox.jobs.train_eval import train_then_evaluate
+from ppdet_hambox.utils.json_io import write_json
 from ppdet_hambox.utils.process import guarded
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,5 @@ def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train
         'iterations': run['trainer'].max_iters, 'config': config, 'weights': run['weights'],
         'inference_model': model_dir, 'drawn_images': drawn, 'dataset': dataset,
     }
-    with open(os.path.join(output_dir, 'report.json'), 'w') as f:
-        json.dump(report, f, indent=2)
+    write_json(os.path.join(output_dir, 'report.json'), report, indent=2)
     return report

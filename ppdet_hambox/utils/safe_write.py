@@ -130,27 +130,35 @@ def _remove_quietly(path):
         pass
 
 
-def write_bytes(path, data):
+def write_bytes(path, data, guard=True):
+    """Write ``data`` to ``path`` through ``atomic_file``. With ``guard`` (the
+    default) ``path`` is first ``claim``ed and then ``record``ed as ours; a
+    caller that guards a whole folder otherwise (a training run's
+    ``save_dir``) passes ``guard=False``."""
+    if guard:
+        claim(path)
     with atomic_file(path) as tmp:
         with open(tmp, 'wb') as f:
             _write(f, data)
+    if guard:
+        record(path)
     return path
 
 
-def write_text(path, text):
-    return write_bytes(path, text.encode('utf-8'))
+def write_text(path, text, guard=True):
+    return write_bytes(path, text.encode('utf-8'), guard)
 
 
-def write_json(path, obj, indent=1, **kwargs):
-    return write_text(path, json.dumps(obj, indent=indent, **kwargs) + '\n')
+def write_json(path, obj, indent=1, guard=True, **kwargs):
+    return write_text(path, json.dumps(obj, indent=indent, **kwargs) + '\n', guard)
 
 
-def write_yaml(path, obj):
+def write_yaml(path, obj, guard=True):
     import yaml
-    return write_text(path, yaml.safe_dump(obj, sort_keys=False))
+    return write_text(path, yaml.safe_dump(obj, sort_keys=False), guard)
 
 
-def write_image(path, image, params=()):
+def write_image(path, image, params=(), guard=True):
     """Encode ``image`` (BGR) by ``path``'s extension and write it; an image
     OpenCV cannot encode is a ``WriteError`` (``cv2.imwrite`` only returns False)."""
     import cv2
@@ -161,14 +169,16 @@ def write_image(path, image, params=()):
         raise WriteError('cannot write {}: OpenCV cannot encode it ({})'.format(path, str(err).strip())) from None
     if not ok:
         raise WriteError('cannot write {}: OpenCV cannot encode a {} image'.format(path, ext))
-    return write_bytes(path, encoded.tobytes())
+    return write_bytes(path, encoded.tobytes(), guard)
 
 
 def save_figure(fig, path, **kwargs):
-    """``fig.savefig`` through ``atomic_file`` (the format from the extension)."""
+    """``fig.savefig`` through ``atomic_file`` (the format from the extension), guarded."""
     fmt = os.path.splitext(path)[1].lstrip('.') or 'png'
+    claim(path)
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format=fmt, **kwargs)
+    record(path)
     return path
 
 
