@@ -7,7 +7,8 @@ scripts the same guarantees as the project's tools:
   file (full, read-only, a path that is a file) and argument errors are one
   ``error:`` line and exit status 2; Ctrl-C is one ``stopped:`` line and 130.
 - ``ToolParser`` and the argument types that declare each kind of value's
-  range: ``positive_int``, ``nonneg_int``, ``probability``, ``port``,
+  range: ``positive_int``, ``nonneg_int``, ``probability``, ``positive_float``,
+  ``port``, ``listen_port``,
   ``existing_file``, ``existing_dir``, ``output_dir``, ``export_dir``.
 - Writes: whole or not at all (temporary name, fsync, rename), checked
   (``cv2.imwrite`` only returns False; here a failed encode is an error), and
@@ -119,6 +120,21 @@ def port(text):
     value = _number(text, int)
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError('must be a port between 1 and 65535, got {}'.format(value))
+    return value
+
+
+def positive_float(text):
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError('must be greater than 0, got {}'.format(value))
+    return value
+
+
+def listen_port(text):
+    """A port to listen on: 1-65535, or 0 for any free port."""
+    value = _number(text, int)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError('must be a port between 1 and 65535 (0: any free port), got {}'.format(value))
     return value
 
 
