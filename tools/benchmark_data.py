@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.data.benchmark import IMAGE_EXTENSIONS, find_photos, run  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, existing_dir, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_dir, nonneg_int, positive_int  # noqa: E402
 
 
 def check_data_dir(data_dir):
@@ -31,10 +31,11 @@ def check_data_dir(data_dir):
 def main(argv=None):
     parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', default='configs/datasets/widerface.yml')
-    parser.add_argument('--data-dir', type=existing_dir, help='folder with samples/ (the shared data folder) or with images; '
-                                           'default: generated images')
+    parser.add_argument('--data-dir', type=existing_dir,
+                        help='folder with samples/ (the shared data folder) or with images; '
+                             'default: generated images')
     parser.add_argument('--num-samples', type=positive_int, default=200)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=nonneg_int, default=0)
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error('--num-samples must be at least 1')

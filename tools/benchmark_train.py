@@ -31,7 +31,8 @@ def build_parser():
     parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', required=True, help='YAML config file')
     parser.add_argument('--anno', required=True, type=existing_file, help='wider_face_train_bbx_gt.txt')
-    parser.add_argument('--image-dir', type=existing_dir, help='WIDER_train/images (real pixels); synthetic pixels without it')
+    parser.add_argument('--image-dir', type=existing_dir,
+                        help='WIDER_train/images (real pixels); synthetic pixels without it')
     parser.add_argument('--crowded', type=positive_int, default=8, help='the N images with the most faces')
     parser.add_argument('--steps', type=positive_int, default=3, help='timed steps after one warm-up step')
     parser.add_argument('--json', type=output_file, help='write the result here')

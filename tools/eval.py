@@ -29,8 +29,9 @@ def main(argv=None):
                                               'hold only an earlier evaluation\'s files')
     parser.add_argument('--zip', action='store_true',
                         help='also zip the prediction folder for the benchmark server')
-    parser.add_argument('--model_dir', type=existing_dir, help='evaluate this exported model (tools/export.py) with Paddle '
-                                            'Inference instead of the config\'s weights in dygraph')
+    parser.add_argument('--model_dir', type=existing_dir,
+                        help='evaluate this exported model (tools/export.py) with Paddle '
+                             'Inference instead of the config\'s weights in dygraph')
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
                         help='with --model_dir: fp32, bf16 (CPUs with native bfloat16), fp16 (GPU)')
     args = parser.parse_args(argv)

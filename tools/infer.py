@@ -18,7 +18,8 @@ from ppdet_hambox.evaluation.evaluator import protocol_name  # noqa: E402
 from ppdet_hambox.evaluation.inference import check_outputs, infer_images, list_images  # noqa: E402
 from ppdet_hambox.evaluation.predictor import Predictor  # noqa: E402
 from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
-from ppdet_hambox.utils.cli import (base_parser, build_model, existing_dir, existing_file, load_cfg, output_dir, probability)  # noqa: E402
+from ppdet_hambox.utils.cli import (base_parser, build_model, existing_dir, existing_file,  # noqa: E402
+                                    load_cfg, output_dir, probability)
 
 
 def main(argv=None):
@@ -26,7 +27,8 @@ def main(argv=None):
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--infer_img', type=existing_file, help='one image file')
     source.add_argument('--infer_dir', type=existing_dir, help='a folder of images (sub-folders included)')
-    parser.add_argument('--output_dir', default='output', type=output_dir, help='where the drawn images (and bbox.json) go')
+    parser.add_argument('--output_dir', default='output', type=output_dir,
+                        help='where the drawn images (and bbox.json) go')
     parser.add_argument('--draw_threshold', type=probability,
                         help='lowest score drawn and saved (default: the config\'s draw_threshold, else 0.5)')
     parser.add_argument('--save_json', action='store_true', help='also write <output_dir>/bbox.json')

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, output_dir  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, nonneg_int, output_dir  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
 from ppdet_hambox.utils.logger import get_logger  # noqa: E402
 
@@ -40,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument('--fleet', action='store_true',
                         help='use paddle.distributed.fleet (collective) for multi-process runs')
     parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA GPUs only)')
-    parser.add_argument('--seed', type=int, help='random seed (overrides the config\'s seed)')
+    parser.add_argument('--seed', type=nonneg_int, help='random seed (overrides the config\'s seed)')
     return parser.parse_args(argv)
 
 

@@ -31,7 +31,8 @@ EXIT_INTERRUPTED = 130
 MANIFEST_NAME = '.ppdet_hambox_files'
 MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
 ENVIRONMENT_ERRNOS = frozenset(getattr(errno, name) for name in (
-    'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EFBIG', 'ENAMETOOLONG')
+    'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EFBIG', 'ENAMETOOLONG', 'ENOENT',
+    'ELOOP')
     if hasattr(errno, name))
 _created = set()
 
@@ -56,7 +57,7 @@ def run_cli(main, argv=None):
         print('error: {}'.format(one_line(err)), file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as err:
-        if err.errno not in ENVIRONMENT_ERRNOS:
+        if err.errno not in ENVIRONMENT_ERRNOS or (err.errno == errno.ENOENT and err.filename is None):
             raise
         where = '{}: '.format(err.filename) if err.filename is not None else ''
         print('error: {}{}'.format(where, one_line(err.strerror or err)), file=sys.stderr)

@@ -484,7 +484,8 @@ def run_video(detector, path, args, threshold):
 
 def parse_args(argv=None):
     parser = ToolParser(description='HAMBox face detection with Paddle Inference.')
-    parser.add_argument('--model_dir', required=True, type=export_dir, help='folder of model.json, model.pdiparams, infer_cfg.yml')
+    parser.add_argument('--model_dir', required=True, type=export_dir,
+                        help='folder of model.json, model.pdiparams, infer_cfg.yml')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image_file', help='one image (checked after the model folder and --device)')
     source.add_argument('--image_dir', help='a folder of images, sub-folders included (drawings keep '
@@ -501,7 +502,8 @@ def parse_args(argv=None):
     parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES,
                         help='trt* need a GPU build of Paddle compiled with TensorRT (trt_fp16 = trt + fp16)')
     parser.add_argument('--output_dir', default='output', type=output_dir)
-    parser.add_argument('--threshold', type=probability, help='lowest score kept (default: infer_cfg.yml draw_threshold)')
+    parser.add_argument('--threshold', type=probability,
+                        help='lowest score kept (default: infer_cfg.yml draw_threshold)')
     parser.add_argument('--save_json', action='store_true', help='write <output_dir>/bbox.json')
     parser.add_argument('--run_benchmark', action='store_true',
                         help='time pre-process, inference and post-process over repeated runs per image')

@@ -14,7 +14,8 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 # OSErrors that describe the user's disk or paths, not a bug of the tool.
 ENVIRONMENT_ERRNOS = frozenset(getattr(errno, name) for name in (
-    'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EFBIG', 'ENAMETOOLONG')
+    'ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'EFBIG', 'ENAMETOOLONG', 'ENOENT',
+    'ELOOP')
     if hasattr(errno, name))
 
 
@@ -43,7 +44,7 @@ def run_tool(main, argv=None):
         print('error: {}'.format(one_line(err)), file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as err:
-        if err.errno not in ENVIRONMENT_ERRNOS:
+        if err.errno not in ENVIRONMENT_ERRNOS or (err.errno == errno.ENOENT and err.filename is None):
             raise
         where = err.filename if err.filename is not None else ''
         print('error: {}{}'.format('{}: '.format(where) if where else '', one_line(err.strerror or err)),
