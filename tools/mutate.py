@@ -29,6 +29,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.utils.process import guarded  # noqa: E402
 from ppdet_hambox.utils.cli import ToolParser, positive_float, positive_int  # noqa: E402
 
@@ -200,4 +201,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))
