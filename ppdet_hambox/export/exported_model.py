@@ -10,6 +10,7 @@ a pass asking for a higher cut is cut again here; a pass asking for a lower
 one (multiscale's ``ms_score_threshold``) cannot get the boxes in between,
 which is logged once with the export option that avoids it.
 """
+import json
 import logging
 import os
 
@@ -20,7 +21,8 @@ from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.export.exporter import INFER_CFG, MODEL_FILES
 from ppdet_hambox.evaluation.predictor import Predictor
 
-__all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'PRECISIONS', 'MKLDNN_CACHE_CAPACITY']
+__all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'check_export_folder', 'PRECISIONS',
+           'MKLDNN_CACHE_CAPACITY']
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +80,43 @@ def inference_config(model_dir, precision='fp32', device=None, cpu_threads=None,
     return config
 
 
-def _baked_score_threshold(model_dir):
-    path = os.path.join(model_dir, INFER_CFG)
-    if not os.path.isfile(path):
-        raise UserError('--model_dir {}: no {} (export the model with tools/export.py)'.format(model_dir, INFER_CFG))
-    with open(path) as f:
-        info = yaml.safe_load(f) or {}
+def check_export_folder(model_dir, flag='--model_dir'):
+    """Check an export folder before loading it (one ``UserError`` naming the
+    file otherwise): ``model.json`` (JSON), ``model.pdiparams`` (not empty)
+    and ``infer_cfg.yml`` (a mapping with a numeric ``NMS.score_threshold``
+    in [0, 1]). Returns the parsed ``infer_cfg.yml``."""
+    hint = 're-export with tools/export.py'
+    if not os.path.isdir(model_dir):
+        raise UserError('{} {}: no such folder (export a model with tools/export.py)'.format(flag, model_dir))
+    for name in MODEL_FILES + (INFER_CFG,):
+        path = os.path.join(model_dir, name)
+        if not os.path.isfile(path):
+            raise UserError('{} {}: no {} (export the model with tools/export.py)'.format(flag, model_dir, name))
+        if os.path.getsize(path) == 0:
+            raise UserError('{}: empty file (an interrupted export? {})'.format(path, hint))
+    path = os.path.join(model_dir, MODEL_FILES[0])
     try:
-        return float(info['NMS']['score_threshold'])
+        with open(path, 'rb') as f:
+            json.load(f)
+    except ValueError as err:
+        raise UserError('{}: not a readable model graph ({}; {})'.format(path, err, hint)) from None
+    path = os.path.join(model_dir, INFER_CFG)
+    try:
+        with open(path, encoding='utf-8') as f:
+            info = yaml.safe_load(f)
+    except (ValueError, yaml.YAMLError) as err:
+        raise UserError('{}: not readable YAML ({})'.format(path, ' '.join(str(err).split()))) from None
+    try:
+        threshold = float(info['NMS']['score_threshold'])
     except (KeyError, TypeError, ValueError):
-        raise UserError('{}: missing NMS.score_threshold (re-export with tools/export.py)'.format(path)) from None
+        raise UserError('{}: missing NMS.score_threshold ({})'.format(path, hint)) from None
+    if not 0.0 <= threshold <= 1.0:
+        raise UserError('{}: NMS.score_threshold must be in [0, 1], got {}'.format(path, threshold))
+    return info
+
+
+def _baked_score_threshold(model_dir):
+    return float(check_export_folder(model_dir)['NMS']['score_threshold'])
 
 
 class ExportedPredictor(Predictor):
@@ -110,8 +139,13 @@ class ExportedPredictor(Predictor):
             self.input_names = [i.name for i in self.session.get_inputs()]
         else:
             import paddle.inference as paddle_infer
-            self.predictor = paddle_infer.create_predictor(
-                inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn))
+            config = inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn)
+            try:
+                self.predictor = paddle_infer.create_predictor(config)
+            except (RuntimeError, OSError, ValueError) as err:  # Paddle's C++ errors for a damaged file
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                raise UserError('--model_dir {}: cannot load {} (damaged? re-export with tools/export.py): '
+                                '{}'.format(model_dir, ' + '.join(MODEL_FILES), reason)) from None
             self.input_names = self.predictor.get_input_names()
         self._warned = False
 
