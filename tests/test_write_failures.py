@@ -154,7 +154,7 @@ def test_rotation_removes_only_this_runs_checkpoints(tmp_path):
     theirs = [save_checkpoint(str(tmp_path), it, net, opt, sched) for it in (10, 20, 22)]
     ours = [save_checkpoint(str(tmp_path), it, net, opt, sched) for it in (2, 4, 6)]
     removed = prune_checkpoints(str(tmp_path), 1, own=ours)
-    assert sorted(removed) == sorted(ours[:2])
+    assert removed == ours[:2]
     assert [it for it, _ in list_checkpoints(str(tmp_path))] == [6, 10, 20, 22]
     assert all(os.path.isfile(p) for p in theirs)
 
@@ -290,3 +290,14 @@ def test_damaged_exports_are_one_line_for_exported_evaluation(tmp_path, how):
     folder = damaged_export(tmp_path, how)
     with pytest.raises(UserError, match=str(folder)):
         ExportedPredictor(str(folder), demo_cfg(), 'vga')
+
+
+def test_an_interrupted_prediction_folder_is_not_scored(tmp_path):
+    from ppdet_hambox.evaluation.prediction_folder import PredictionFolder
+    from ppdet_hambox.metrics import widerface
+    gt = widerface.load_ground_truth(str(demo_dataset() / 'eval_tools' / 'ground_truth'))
+    folder = PredictionFolder(str(tmp_path / 'pred'))  # an evaluation starts, and is stopped here
+    with pytest.raises(ValueError, match='did not finish'):
+        widerface.load_predictions(str(tmp_path / 'pred'), gt)
+    folder.complete()
+    widerface.load_predictions(str(tmp_path / 'pred'), gt)  # complete (every image without detections)

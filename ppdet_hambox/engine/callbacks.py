@@ -181,16 +181,18 @@ class EvalCallback(Callback):
 class CheckpointSaver(Callback):
     """Full checkpoints every ``snapshot_iter`` steps and at the end (the last
     ``keep_checkpoints`` kept), plus weights-only ``model_final.pdparams``.
-    Only this run's checkpoints are rotated (a resumed run's include those of
-    the run it continues, up to the resumed one)."""
+    Only this run's checkpoints are rotated, oldest written first: a run
+    resumed in its own folder continues that run, so the checkpoints past
+    the resumed one (superseded) go first, then the older ones."""
 
     def __init__(self, keep_checkpoints):
         self.keep = keep_checkpoints
         self.own = []
 
     def on_train_begin(self, trainer):
-        self.own = ([path for it, path in list_checkpoints(trainer.save_dir) if it <= trainer.start_iter]
-                    if trainer.resumed_here() else [])
+        found = list_checkpoints(trainer.save_dir) if trainer.resumed_here() else []
+        self.own = ([path for it, path in found if it > trainer.start_iter]
+                    + [path for it, path in found if it <= trainer.start_iter])
 
     def _save(self, trainer, iteration):
         if trainer.last_checkpoint_iter == iteration:
@@ -198,8 +200,9 @@ class CheckpointSaver(Callback):
         path = save_checkpoint(trainer.save_dir, iteration, trainer.raw_model, trainer.optimizer,
                                trainer.lr_scheduler, trainer.ema, trainer.extra_state())
         trainer.last_checkpoint_iter = iteration
-        self.own.append(path)
+        self.own = [p for p in self.own if p != path] + [path]
         removed = prune_checkpoints(trainer.save_dir, self.keep, own=self.own)
+        self.own = [p for p in self.own if p not in removed]
         logger.info('saved checkpoint %s%s', path,
                     ' (removed {})'.format(', '.join(os.path.basename(p) for p in removed)) if removed else '')
 

@@ -17,6 +17,7 @@ from ppdet_hambox.core.workspace import build_component
 from ppdet_hambox.evaluation.evaluator import read_image
 from ppdet_hambox.export.exporter import INFER_CFG, ONNX_FILE
 from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.utils.safe_write import atomic_file, claim, record
 
 __all__ = ['calibration_feeds', 'quantize_onnx']
 

@@ -8,6 +8,7 @@ as a subprocess, as users run it). The summary goes to
 ``<output_dir>/report.json``.
 """
 import glob
+import json
 import logging
 import os
 import shutil

@@ -84,15 +84,16 @@ def latest_checkpoint(save_dir):
 
 def prune_checkpoints(save_dir, keep, own=None):
     """Delete all but the ``keep`` newest checkpoints (``keep`` <= 0 keeps all).
-    With ``own`` (paths), only those are candidates: a run removes its own
-    older checkpoints, never another run's."""
+    With ``own`` (paths, oldest first), only those are candidates, in that
+    order: a run removes its own older checkpoints, never another run's, and
+    never the one it has just written."""
     if keep <= 0:
         return []
-    found = list_checkpoints(save_dir)
-    if own is not None:
-        own = {os.path.abspath(p) for p in own}
-        found = [(it, path) for it, path in found if os.path.abspath(path) in own]
-    removed = [path for _, path in found[:-keep]]
+    if own is None:
+        candidates = [path for _, path in list_checkpoints(save_dir)]
+    else:
+        candidates = [path for path in own if os.path.isfile(path)]
+    removed = candidates[:-keep]
     for path in removed:
         os.remove(path)
     return removed
