@@ -88,3 +88,13 @@ def test_ctrl_c_to_the_group_stops_inference_with_one_line(repo_root, tmp_path):
     import cv2
     assert all(cv2.imread(str(path)) is not None for path in drawn)
     assert not [p for p in output.iterdir() if p.name.endswith('.tmp') or '.tmp.' in p.name]
+
+
+def test_worker_set_up_run_in_a_tool_keeps_ctrl_c():
+    """Only DataLoader workers ignore SIGINT; a benchmark that runs the worker
+    set-up in its own process keeps Ctrl-C (and its children inherit it)."""
+    import signal as signals
+    from ppdet_hambox.data.reader import init_worker
+    before = signals.getsignal(signals.SIGINT)
+    init_worker(0)
+    assert signals.getsignal(signals.SIGINT) is before is not signals.SIG_IGN

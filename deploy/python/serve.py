@@ -461,8 +461,8 @@ def http_protocol(header_timeout):
 
         def on_response_complete(self):
             super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm_header_timer()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._arm_header_timer()  # the next request's deadline (a pipelined one already arrived)
 
         def connection_lost(self, exc):
             self._cancel_header_timer()

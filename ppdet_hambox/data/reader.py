@@ -76,12 +76,13 @@ class EpochBatchSampler(DistributedBatchSampler):
 
 def init_worker(worker_id, parent_pid=None):
     """Set-up of a DataLoader worker; ``parent_pid``: the loader's process, whose
-    death ends this worker (see ``die_with_parent``)."""
+    death ends this worker (see ``die_with_parent``). Without it (a benchmark
+    running the worker's work in its own process) only the OpenCV set-up is done."""
     if parent_pid is not None:
         die_with_parent(parent_pid)
-    # Ctrl-C in a terminal reaches the whole process group: the trainer stops
-    # its workers itself, so a worker ignores it instead of printing a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ctrl-C in a terminal reaches the whole process group: the loader's
+        # process stops its workers, so a worker ignores it instead of printing a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Parallelism comes from the workers; OpenCV threads would oversubscribe.
     cv2.setNumThreads(0)
 

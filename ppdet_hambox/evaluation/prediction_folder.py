@@ -13,10 +13,10 @@ import os
 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.metrics.widerface import INCOMPLETE_MARKER
+from ppdet_hambox.utils.safe_write import MANIFEST_NAME
 
 __all__ = ['PredictionFolder', 'check_prediction_folder', 'visible_walk', 'MANIFEST_NAME']
 
-MANIFEST_NAME = '.ppdet_hambox_files'
 EXAMPLES = 3
 
 
