@@ -101,9 +101,8 @@ def atomic_file(path):
     ``path`` as it was and is a ``WriteError`` naming ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     _makedirs(folder)
-    suffix = os.path.splitext(path)[1]
     try:
-        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp' + suffix, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
         os.close(fd)
     except OSError as err:
         raise WriteError(describe_os_error(err, path)) from None
@@ -115,6 +114,8 @@ def atomic_file(path):
         _replace(tmp, path)
     except OSError as err:
         _remove_quietly(tmp)
+        if isinstance(err, WriteError):
+            raise
         raise WriteError(describe_os_error(err, path)) from None
     except BaseException:
         _remove_quietly(tmp)
