@@ -146,6 +146,18 @@ def test_training_into_a_folder_holding_another_run_is_refused(tmp_path, capsys)
     assert after == before
 
 
+def test_a_run_without_checkpoints_is_refused_without_suggesting_resume(tmp_path, capsys):
+    run_dir = tmp_path / 'out' / 'hambox_demo'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'train_log.jsonl').write_text('{"type": "train", "iter": 5}\n')
+    argv = ['-c', str(DEMO_CONFIG), '-o', 'save_dir={}'.format(tmp_path / 'out'), 'max_iters=2',
+            'TrainDataset.dataset_dir={}'.format(demo_dataset()), 'TrainReader.num_workers=0']
+    assert run_tool(tool('train').main, argv) == EXIT_USER_ERROR
+    line = one_error(capsys)
+    assert 'train_log.jsonl' in line and 'no checkpoint to continue from' in line and '-r' not in line
+    assert (run_dir / 'train_log.jsonl').read_text() == '{"type": "train", "iter": 5}\n'
+
+
 def test_rotation_removes_only_this_runs_checkpoints(tmp_path):
     from ppdet_hambox.utils.checkpoint import prune_checkpoints
     net = paddle.nn.Linear(2, 2)

@@ -278,10 +278,12 @@ class Trainer:
             return
         found = previous_run_files(self.save_dir)
         if found:
+            resume = ('continue it with -r {}, or '.format(self.save_dir) if latest_checkpoint(self.save_dir)
+                      else 'it has no checkpoint to continue from; remove those files yourself, or ')
             raise ConfigError(
-                'save_dir {} holds another training run ({}{}); continue it with -r {}, or write this run '
-                'elsewhere with -o save_dir=OTHER_FOLDER (nothing was changed)'.format(
-                    self.save_dir, ', '.join(found[:4]), ', ...' if len(found) > 4 else '', self.save_dir))
+                'save_dir {} holds another training run ({}{}); {}write this run elsewhere with '
+                '-o save_dir=OTHER_FOLDER (nothing was changed)'.format(
+                    self.save_dir, ', '.join(found[:4]), ', ...' if len(found) > 4 else '', resume))
 
     def eval_dir(self, iteration):
         """Where the evaluation at ``iteration`` writes its predictions."""
