@@ -154,7 +154,7 @@ def test_a_run_without_checkpoints_is_refused_without_suggesting_resume(tmp_path
             'TrainDataset.dataset_dir={}'.format(demo_dataset()), 'TrainReader.num_workers=0']
     assert run_tool(tool('train').main, argv) == EXIT_USER_ERROR
     line = one_error(capsys)
-    assert 'train_log.jsonl' in line and 'no checkpoint to continue from' in line and '-r' not in line
+    assert 'train_log.jsonl' in line and 'no checkpoint to continue from' in line and ' -r ' not in line
     assert (run_dir / 'train_log.jsonl').read_text() == '{"type": "train", "iter": 5}\n'
 
 
