@@ -10,12 +10,12 @@ import logging
 import os
 
 import numpy as np
-import yaml
 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import build_component
 from ppdet_hambox.evaluation.evaluator import read_image
-from ppdet_hambox.export.exporter import INFER_CFG, ONNX_FILE
+from ppdet_hambox.export.exported_model import check_export_folder
+from ppdet_hambox.export.exporter import ONNX_FILE
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.utils.safe_write import atomic_file, claim, record
 
@@ -64,8 +64,7 @@ def quantize_onnx(model_dir, cfg, output=None, num_images=32, op_types=('Conv',)
     source = os.path.join(model_dir, ONNX_FILE)
     if not os.path.isfile(source):
         raise UserError('--model_dir {}: no {} (export with tools/export.py --onnx)'.format(model_dir, ONNX_FILE))
-    with open(os.path.join(model_dir, INFER_CFG)) as f:
-        protocol = (yaml.safe_load(f) or {}).get('protocol') or 'vga'
+    protocol = check_export_folder(model_dir).get('protocol') or 'vga'
     methods = {'minmax': CalibrationMethod.MinMax, 'entropy': CalibrationMethod.Entropy,
                'percentile': CalibrationMethod.Percentile}
     if method not in methods:
