@@ -214,6 +214,9 @@ def test_a_failed_re_export_keeps_the_previous_export(weights, tmp_path, capsys,
     out = tmp_path / 'exports'
     assert run_tool(tool('export').main, infer_argv(weights, '--output_dir', str(out))) == 0
     model_dir = out / 'hambox_demo'
+    mask = os.umask(0)
+    os.umask(mask)
+    assert model_dir.stat().st_mode & 0o777 == 0o777 & ~mask, 'the export folder has the mode os.makedirs gives'
     before = snapshot(model_dir)
     monkeypatch.setattr(safe_write, '_replace', full_disk)
     capsys.readouterr()

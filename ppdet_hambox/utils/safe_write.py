@@ -239,6 +239,7 @@ def staged_folder(path, flag=None):
     try:
         stage = tempfile.mkdtemp(prefix='.' + os.path.basename(os.path.abspath(path)) + '.', suffix='.tmp',
                                  dir=parent)
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it owner-only; the export keeps this mode
     except OSError as err:
         raise WriteError(describe_os_error(err, path)) from None
     try:
