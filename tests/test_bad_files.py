@@ -20,6 +20,7 @@ from ppdet_hambox.core.errors import ConfigError, UserError, run_tool
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.evaluation import evaluator
 from ppdet_hambox.evaluation.prediction_folder import MANIFEST_NAME, PredictionFolder
+from ppdet_hambox.metrics.widerface import INCOMPLETE_MARKER
 from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, WeightsError, load_weights
@@ -79,7 +80,9 @@ def test_prediction_folder_replaces_only_its_own_files(tmp_path):
     for name in ('a.txt', 'b.txt'):
         (tmp_path / 'pred' / 'ev' / name).write_text('x')
         folder.record(os.path.join('ev', name))
-    PredictionFolder(str(tmp_path / 'pred'))  # a new evaluation: our old files go
+    new = PredictionFolder(str(tmp_path / 'pred'))  # a new evaluation: our old files go
+    assert sorted(os.listdir(tmp_path / 'pred')) == sorted([MANIFEST_NAME, INCOMPLETE_MARKER])  # until complete
+    new.complete()
     assert os.listdir(tmp_path / 'pred') == [MANIFEST_NAME]
     (tmp_path / 'pred' / '.DS_Store').write_text('finder')   # hidden: neither refused nor removed
     PredictionFolder(str(tmp_path / 'pred'))

@@ -76,11 +76,12 @@ def assert_records(records, expected):
 
 @pytest.fixture()
 def model_dir(tmp_path):
-    """A folder with the export's file names (the stand-in reads none of them)."""
+    """A folder with the export's files, which pass the folder check (the
+    stand-in reads none of them)."""
     folder = tmp_path / 'model'
     folder.mkdir()
-    for name in ('model.json', 'model.pdiparams'):
-        (folder / name).write_bytes(b'')
+    (folder / 'model.json').write_text('{}')
+    (folder / 'model.pdiparams').write_bytes(b'\0')
     (folder / 'infer_cfg.yml').write_text('draw_threshold: {}\nlabel_list: [face]\nPreprocess: []\n'.format(THRESHOLD))
     return str(folder)
 

@@ -69,11 +69,12 @@ def test_cpu_defaults_are_onednn_all_available_cores_bounded_cache(deploy, monke
 
 
 def test_cli_flags(deploy):
-    args = deploy.parse_args(['--model_dir', 'm', '--image_file', 'f'])
+    m = str(exported_model_dir())  # --model_dir is checked while parsing
+    args = deploy.parse_args(['--model_dir', m, '--image_file', 'f'])
     assert (args.disable_mkldnn, args.precision, args.cpu_threads) == (False, 'fp32', None)
-    args = deploy.parse_args(['--model_dir', 'm', '--image_file', 'f', '--disable_mkldnn', '--precision', 'bf16'])
+    args = deploy.parse_args(['--model_dir', m, '--image_file', 'f', '--disable_mkldnn', '--precision', 'bf16'])
     assert args.disable_mkldnn and args.precision == 'bf16'
-    assert deploy.parse_args(['--model_dir', 'm', '--image_file', 'f', '--enable_mkldnn']).enable_mkldnn
+    assert deploy.parse_args(['--model_dir', m, '--image_file', 'f', '--enable_mkldnn']).enable_mkldnn
 
 
 def test_bf16_where_supported_and_refused_in_one_line_where_not(deploy, monkeypatch):

@@ -30,6 +30,7 @@ SERVE = REPO_ROOT / 'deploy' / 'python' / 'serve.py'
 LOADTEST = REPO_ROOT / 'deploy' / 'python' / 'loadtest.py'
 MAX_BYTES = 1024 * 1024
 START_TIMEOUT = 120.0
+HEADER_TIMEOUT = 2.0
 
 
 def die_with_parent():
@@ -99,7 +100,7 @@ class Server:
 def server(tmp_path_factory):
     """Two workers, one CPU thread each, room for six waiting requests."""
     srv = Server(tmp_path_factory.mktemp('serve'), '--workers', '2', '--cpu_threads', '1', '--queue', '6',
-                 '--max_bytes', '1MB', '--max_pixels', '2M')
+                 '--max_bytes', '1MB', '--max_pixels', '2M', '--header_timeout', str(HEADER_TIMEOUT))
     yield srv
     srv.stop()
 
@@ -162,6 +163,90 @@ def test_bad_flags_are_one_line_errors(tmp_path):
         result = subprocess.run([sys.executable, str(SERVE), *flags], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2
         assert result.stderr.startswith('error: ') and needle in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize('flags,needle', [
+    (['--port', '99999'], '--port'), (['--port', '-1'], '--port'), (['--workers', '0'], '--workers'),
+    (['--threshold', 'nan'], '--threshold'), (['--threshold', '7'], '--threshold'),
+    (['--header_timeout', '0'], '--header_timeout'), (['--queue', '-1'], '--queue')])
+def test_out_of_range_flags_are_one_line_errors(flags, needle):
+    result = subprocess.run([sys.executable, str(SERVE), '--model_dir', str(exported_model_dir()), *flags],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith('error: ' + needle) and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+# ----------------------------------------------------------------------------- HTTP layer
+
+def raw_exchange(server, data, wait=10.0):
+    """Send raw bytes; everything the server answers until it closes (or ``wait`` s)."""
+    port = int(server.base.rsplit(':', 1)[1])
+    with socket.create_connection(('127.0.0.1', port), timeout=wait) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except socket.timeout:
+            pass
+    return b''.join(chunks)
+
+
+def json_answer(raw):
+    head, _, body = raw.partition(b'\r\n\r\n')
+    status = int(head.split()[1])
+    assert b'application/json' in head.lower(), raw
+    return status, json.loads(body)
+
+
+def test_half_sent_headers_get_408_and_are_closed(server):
+    port = int(server.base.rsplit(':', 1)[1])
+    started = time.monotonic()
+    socks = [socket.create_connection(('127.0.0.1', port), timeout=HEADER_TIMEOUT + 10) for _ in range(20)]
+    try:
+        for sock in socks:
+            sock.sendall(b'POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n')
+        answers = []
+        for sock in socks:
+            chunks = []
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            answers.append(b''.join(chunks))
+    finally:
+        for sock in socks:
+            sock.close()
+    assert time.monotonic() - started < HEADER_TIMEOUT + 8
+    for raw in answers:
+        status, payload = json_answer(raw)
+        assert status == 408 and payload['error'] == 'header_timeout'
+    # the server still answers
+    with httpx.Client(base_url=server.base, timeout=60) as c:
+        assert c.get('/health').status_code == 200
+
+
+def test_a_malformed_request_gets_a_json_400(server):
+    status, payload = json_answer(raw_exchange(server, b'NOT HTTP AT ALL\r\n\r\n'))
+    assert status == 400 and payload['error'] == 'bad_request' and payload['message']
+
+
+def test_client_text_is_escaped_in_the_log(server, client):
+    request = (b'POST /detect?threshold=x HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n'
+               b'X-Request-ID: id\x9b31mred\xff\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx')
+    status, payload = json_answer(raw_exchange(server, request))
+    assert status == 400 and payload['error'] == 'bad_threshold'
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and 'id=id' not in server.log_path.read_text(errors='replace'):
+        time.sleep(0.05)
+    raw = server.log_path.read_bytes()
+    line = [ln for ln in raw.splitlines() if b'id=id' in ln][-1]
+    assert b'\x9b' not in line and b'\xff' not in line
+    assert b'id=id\\x9b31mred\\xff' in line
 
 
 # ----------------------------------------------------------------------------- answers

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from ppdet_hambox.core.errors import run_tool
 from ppdet_hambox.data.source.image_folder import ImageFolder
 from ppdet_hambox.data.source.widerface import (WIDERFaceDataset, WiderAnnotationError, main,
                                                 read_wider_mat, read_wider_txt)
@@ -46,7 +47,7 @@ def test_cli_prints_json_last_line(shared_data, capsys):
 
 
 def test_cli_reports_bad_file(tmp_path, capsys):
-    assert main([write(tmp_path, ['a.jpg', 'x'])]) == 2
+    assert run_tool(main, [write(tmp_path, ['a.jpg', 'x'])]) == 2  # as python -m runs it
     assert 'gt.txt:2' in capsys.readouterr().err
 
 

@@ -10,7 +10,6 @@ with the row's anchor ratio, matching strategy and loss (see
 Numbers on the demo dataset are not WIDER FACE numbers.
 """
 import argparse
-import json
 import logging
 import os
 import sys
@@ -25,6 +24,8 @@ from ppdet_hambox.jobs.ablation import ROWS, format_table, run_row  # noqa: E402
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import ensure_dataset  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, nonneg_int, output_dir, output_file, positive_int  # noqa: E402
+from ppdet_hambox.utils.safe_write import write_json, write_text  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml')
 
@@ -39,22 +40,22 @@ def parse_rows(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', default=DEFAULT_CONFIG)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='overrides for every row')
     parser.add_argument('--rows', type=parse_rows, default=list(ROWS),
                         help='comma-separated rows, run in this order, tabulated in the paper\'s '
                              '(default: {})'.format(','.join(ROWS)))
-    parser.add_argument('--max-iters', type=int,
+    parser.add_argument('--max-iters', type=positive_int,
                         help='training iterations per row (default: the config\'s max_iters)')
     parser.add_argument('--keep-schedule', action='store_true',
                         help='keep the LR milestones/warm-up as configured (default: scale them '
                              'to --max-iters)')
-    parser.add_argument('--seed', type=int, help='seed of every row (default: the config\'s)')
+    parser.add_argument('--seed', type=nonneg_int, help='seed of every row (default: the config\'s)')
     parser.add_argument('--protocol', help='evaluation protocol (default: the config\'s eval_protocol)')
-    parser.add_argument('--output-dir', default='output/ablation')
-    parser.add_argument('--json', help='write all rows as JSON (default <output-dir>/ablation.json)')
-    parser.add_argument('--md', help='write the Markdown table (default <output-dir>/ablation.md)')
+    parser.add_argument('--output-dir', default='output/ablation', type=output_dir)
+    parser.add_argument('--json', type=output_file, help='write all rows as JSON (default <output-dir>/ablation.json)')
+    parser.add_argument('--md', type=output_file, help='write the Markdown table (default <output-dir>/ablation.md)')
     parser.add_argument('--no-generate', action='store_true',
                         help='do not generate the demo dataset when TrainDataset.dataset_dir is missing')
     return parser
@@ -90,12 +91,8 @@ def main(argv=None):
     print(format_table(rows))
     json_path = args.json or os.path.join(args.output_dir, 'ablation.json')
     md_path = args.md or os.path.join(args.output_dir, 'ablation.md')
-    for path in (json_path, md_path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(json_path, 'w', encoding='utf-8') as f:
-        json.dump({'config': args.config, 'max_iters': max_iters, 'rows': rows}, f, indent=1)
-    with open(md_path, 'w', encoding='utf-8') as f:
-        f.write(note + '\n\n' + format_table(rows, markdown=True) + '\n')
+    write_json(json_path, {'config': args.config, 'max_iters': max_iters, 'rows': rows})
+    write_text(md_path, note + '\n\n' + format_table(rows, markdown=True) + '\n')
     print('wrote', json_path, 'and', md_path)
     return rows
 

@@ -27,6 +27,8 @@ from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
+from ppdet_hambox.utils.cli import (ToolParser, existing_dir, existing_file, nonneg_int,  # noqa: E402
+                                    output_file, positive_int, probability)
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
 PROTOCOLS = ('original', 'train')
@@ -55,28 +57,28 @@ def parse_size(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('--anno', required=True, help='wider_face_train_bbx_gt.txt (or val)')
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--anno', required=True, type=existing_file, help='wider_face_train_bbx_gt.txt (or val)')
     parser.add_argument('--protocol', choices=PROTOCOLS, default='original')
     parser.add_argument('--ratios', type=parse_ratios, default=DEFAULT_RATIOS,
                         help='comma-separated anchor-scale ratios (default 0.30..1.20 by 0.05, '
                              'plus 0.43 and 0.68)')
     parser.add_argument('--designs', default='single,multi',
                         help='comma-separated subset of single,multi')
-    parser.add_argument('--iou', type=float, default=0.35, help='match threshold')
+    parser.add_argument('--iou', type=probability, default=0.35, help='match threshold')
     train = parser.add_argument_group('--protocol train (faces after the training transforms)')
     train.add_argument('--config', default=DEFAULT_CONFIG,
                        help='config whose TrainReader.sample_transforms are applied (default %(default)s)')
-    train.add_argument('--epochs', type=int, default=3, help='passes over the annotations (default 3)')
-    train.add_argument('--seed', type=int, help='sample seed (default: the TrainReader seed)')
-    train.add_argument('--image-dir', help='WIDER_train/images: read true image sizes from the '
+    train.add_argument('--epochs', type=positive_int, default=3, help='passes over the annotations (default 3)')
+    train.add_argument('--seed', type=nonneg_int, help='sample seed (default: the TrainReader seed)')
+    train.add_argument('--image-dir', type=existing_dir, help='WIDER_train/images: read true image sizes from the '
                                            'file headers (default: estimate them, see --assumed-size)')
     train.add_argument('--assumed-size', type=parse_size, default=DEFAULT_ASSUMED_SIZE,
                        help='HxW lower bound of the estimated image size, raised to the '
                             'annotation extent (default 683x1024)')
     train.add_argument('--max-images', type=int, default=-1, help='only the first N images')
-    parser.add_argument('--json', help='write the result as JSON here')
-    parser.add_argument('--plot', help='write the two-panel figure here (.png)')
+    parser.add_argument('--json', type=output_file, help='write the result as JSON here')
+    parser.add_argument('--plot', type=output_file, help='write the two-panel figure here (.png)')
     return parser
 
 

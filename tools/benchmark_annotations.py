@@ -8,7 +8,6 @@ second. The full train file (12,880 images, 159,393 faces) parses in about
 0.7 s (best of 3, one process, shared 2-core machine); a timing is a
 benchmark, not a test.
 """
-import argparse
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.data.source.widerface import read_wider_annotation  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_file, positive_int  # noqa: E402
 
 
 def time_file(path, repeats):
@@ -34,9 +34,9 @@ def time_file(path, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument('files', nargs='+', help='wider_face_*_bbx_gt.txt or wider_face_val.mat')
-    parser.add_argument('--repeats', type=int, default=3)
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('files', nargs='+', type=existing_file, help='wider_face_*_bbx_gt.txt or wider_face_val.mat')
+    parser.add_argument('--repeats', type=positive_int, default=3)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         raise UserError('--repeats must be at least 1, got {}'.format(args.repeats))

@@ -12,7 +12,6 @@ mining really compensates. The last line printed is JSON.
     python tools/benchmark_assigner.py [--faces 10 100 1000] [--batch 1] [--repeats 5]
         [--tile-bytes N] [--ref-max-faces 1000] [--config configs/demo/hambox_demo.yml --steps 3]
 """
-import argparse
 import json
 import os
 import sys
@@ -33,6 +32,7 @@ from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.utils.memory import PeakMemory  # noqa: E402
 from ppdet_hambox.modeling.assigners import HAMBoxAssigner, SMSAssigner  # noqa: E402
 from ppdet_hambox.modeling.assigners.matching import DEFAULT_TILE_BYTES  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_file, nonneg_int, positive_int  # noqa: E402
 
 IMAGE_SIZE = 640
 
@@ -222,16 +222,16 @@ def _train_size(reader):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--faces', type=int, nargs='+', default=[10, 100, 1000])
-    parser.add_argument('--batch', type=int, default=1, help='images per assigner call (reference only at 1)')
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--tile-bytes', type=int, default=DEFAULT_TILE_BYTES,
+    parser = ToolParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--faces', type=positive_int, nargs='+', default=[10, 100, 1000])
+    parser.add_argument('--batch', type=positive_int, default=1, help='images per assigner call (reference only at 1)')
+    parser.add_argument('--repeats', type=positive_int, default=5)
+    parser.add_argument('--tile-bytes', type=positive_int, default=DEFAULT_TILE_BYTES,
                         help='the assigners\' tile_bytes (most bytes of one [B, a, G] temporary)')
-    parser.add_argument('--ref-max-faces', type=int, default=1000,
+    parser.add_argument('--ref-max-faces', type=nonneg_int, default=1000,
                         help='skip the slow reference above this many faces')
-    parser.add_argument('--config', default=None, help='also time a training step (SMS vs HAMBox)')
-    parser.add_argument('--steps', type=int, default=3)
+    parser.add_argument('--config', default=None, type=existing_file, help='also time a training step (SMS vs HAMBox)')
+    parser.add_argument('--steps', type=positive_int, default=3)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides for --config')
     args = parser.parse_args(argv)
     for flag, value in (('--batch', args.batch), ('--tile-bytes', args.tile_bytes), ('--repeats', args.repeats)):

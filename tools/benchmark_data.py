@@ -8,7 +8,6 @@ below DATA_DIR/samples (or DATA_DIR itself), with their WIDER FACE faces where
 a *_bbx_gt*.txt lists them; without --data-dir, on generated images. A
 --data-dir that does not exist or holds no image is an error (exit 2).
 """
-import argparse
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.data import IMAGE_EXTENSIONS  # noqa: E402
 from ppdet_hambox.data.benchmark import find_photos, run  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_dir, nonneg_int, positive_int  # noqa: E402
 
 
 def check_data_dir(data_dir):
@@ -32,12 +32,13 @@ def check_data_dir(data_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', default='configs/datasets/widerface.yml')
-    parser.add_argument('--data-dir', help='folder with samples/ (the shared data folder) or with images; '
-                                           'default: generated images')
-    parser.add_argument('--num-samples', type=int, default=200)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--data-dir', type=existing_dir,
+                        help='folder with samples/ (the shared data folder) or with images; '
+                             'default: generated images')
+    parser.add_argument('--num-samples', type=positive_int, default=200)
+    parser.add_argument('--seed', type=nonneg_int, default=0)
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error('--num-samples must be at least 1')

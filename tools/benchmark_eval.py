@@ -12,7 +12,6 @@ wider_{easy,medium,hard}_val.mat (the official eval_tools/ground_truth; in this 
 folder, <shared data>/widerface). --gt may be left out when $HAMBOX_SHARED_DATA is set: it then
 defaults to $HAMBOX_SHARED_DATA/widerface. The last line is JSON with the seconds and the APs.
 """
-import argparse
 import json
 import os
 import sys
@@ -30,6 +29,7 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.metrics import widerface as W  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, nonneg_int, positive_int  # noqa: E402
 
 
 def synthetic_predictions(gt, total_boxes, seed):
@@ -66,11 +66,11 @@ def timed(fn, *args):
 
 def main(argv=None):
     shared = os.environ.get('HAMBOX_SHARED_DATA')
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('--gt', default=os.path.join(shared, 'widerface') if shared else None,
                         help='folder of the WIDER FACE val .mat files (default $HAMBOX_SHARED_DATA/widerface)')
-    parser.add_argument('--boxes', type=int, default=300000)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--boxes', type=positive_int, default=300000)
+    parser.add_argument('--seed', type=nonneg_int, default=0)
     parser.add_argument('--no-reference', action='store_true', help='skip the (minutes long) reference loop')
     args = parser.parse_args(argv)
     if not args.gt:

@@ -12,7 +12,6 @@ peak_rss_gb, peak_device_gb (on a GPU), step_ms per stage and steps. Run it
 with the real batch size on the training GPU before a long run: the warm-up
 batch holds the most crowded images, so the peaks are the worst case.
 """
-import argparse
 import json
 import os
 import sys
@@ -27,16 +26,18 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.analysis.train_benchmark import run_benchmark  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_dir, existing_file, output_file, positive_int  # noqa: E402
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', required=True, help='YAML config file')
-    parser.add_argument('--anno', required=True, help='wider_face_train_bbx_gt.txt')
-    parser.add_argument('--image-dir', help='WIDER_train/images (real pixels); synthetic pixels without it')
-    parser.add_argument('--crowded', type=int, default=8, help='the N images with the most faces')
-    parser.add_argument('--steps', type=int, default=3, help='timed steps after one warm-up step')
-    parser.add_argument('--json', help='write the result here')
+    parser.add_argument('--anno', required=True, type=existing_file, help='wider_face_train_bbx_gt.txt')
+    parser.add_argument('--image-dir', type=existing_dir,
+                        help='WIDER_train/images (real pixels); synthetic pixels without it')
+    parser.add_argument('--crowded', type=positive_int, default=8, help='the N images with the most faces')
+    parser.add_argument('--steps', type=positive_int, default=3, help='timed steps after one warm-up step')
+    parser.add_argument('--json', type=output_file, help='write the result here')
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides, e.g. TrainReader.batch_size=2')
     return parser
 

@@ -7,7 +7,6 @@ export it and run the Paddle Inference predictor on a few images.
 
 Leaves drawings and report.json in --output_dir.
 """
-import argparse
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import run_demo  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, nonneg_int, output_dir  # noqa: E402
 
 
 def default_photos_dir():
@@ -30,13 +30,13 @@ def default_photos_dir():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', default=os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml'))
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides key=value')
-    parser.add_argument('--output_dir', default='output/demo')
+    parser.add_argument('--output_dir', default='output/demo', type=output_dir)
     parser.add_argument('--photos', default=default_photos_dir(),
                         help='folder of real photographs to draw detections on (skipped if absent)')
-    parser.add_argument('--seed', type=int, default=0, help='demo dataset seed')
+    parser.add_argument('--seed', type=nonneg_int, default=0, help='demo dataset seed')
     args = parser.parse_args(argv)
     setup_logger(None)
     report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,

@@ -24,20 +24,21 @@ from ppdet_hambox.evaluation.evaluator import format_result, run_evaluation, zip
 from ppdet_hambox.export.exported_model import PRECISIONS, ExportedPredictor  # noqa: E402
 from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
 from ppdet_hambox.evaluation.sharding import Shard  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, existing_dir, load_cfg, output_dir  # noqa: E402
 
 
 def main(argv=None):
     parser = base_parser(__doc__.strip().splitlines()[0])
     parser.add_argument('--protocol', choices=PROTOCOLS,
                         help='test protocol (default: the config\'s eval_protocol, else vga)')
-    parser.add_argument('--output_eval', help='prediction folder (default: output_eval, else '
+    parser.add_argument('--output_eval', type=output_dir, help='prediction folder (default: output_eval, else '
                                               '<save_dir>/eval_<protocol>); must be new, empty or '
                                               'hold only an earlier evaluation\'s files')
     parser.add_argument('--zip', action='store_true',
                         help='also zip the prediction folder for the benchmark server')
-    parser.add_argument('--model_dir', help='evaluate this exported model (tools/export.py) with Paddle '
-                                            'Inference instead of the config\'s weights in dygraph')
+    parser.add_argument('--model_dir', type=existing_dir,
+                        help='evaluate this exported model (tools/export.py) with Paddle '
+                             'Inference instead of the config\'s weights in dygraph')
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
                         help='with --model_dir: fp32, bf16 (CPUs with native bfloat16), fp16 (GPU)')
     args = parser.parse_args(argv)

@@ -13,12 +13,12 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.export.exporter import SINGLE_SCALE_PROTOCOLS, export_model  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg, output_dir  # noqa: E402
 
 
 def main(argv=None):
     parser = base_parser(__doc__.strip().splitlines()[0])
-    parser.add_argument('--output_dir', default='output_inference',
+    parser.add_argument('--output_dir', default='output_inference', type=output_dir,
                         help='parent folder; the model goes to <output_dir>/<config name>')
     parser.add_argument('--protocol', choices=SINGLE_SCALE_PROTOCOLS,
                         help='pre-processing written to infer_cfg.yml (default: the config\'s '

@@ -21,19 +21,21 @@ quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its 
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.data import MAX_PIXELS  # noqa: E402
 from ppdet_hambox.evaluation.evaluator import protocol_name  # noqa: E402
-from ppdet_hambox.evaluation.inference import infer_images, list_images  # noqa: E402
+from ppdet_hambox.evaluation.inference import check_outputs, infer_images, list_images  # noqa: E402
 from ppdet_hambox.evaluation.predictor import Predictor  # noqa: E402
 from ppdet_hambox.evaluation.protocols import PROTOCOLS  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg, pixel_count  # noqa: E402
+from ppdet_hambox.utils.cli import (base_parser, build_model, existing_dir, existing_file,  # noqa: E402
+                                    load_cfg, output_dir, pixel_count, probability)
 
 
 def main(argv=None):
     parser = base_parser(__doc__.strip().splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('--infer_img', help='one image file')
-    source.add_argument('--infer_dir', help='a folder of images (sub-folders included)')
-    parser.add_argument('--output_dir', default='output', help='where the drawn images (and bbox.json) go')
-    parser.add_argument('--draw_threshold', type=float,
+    source.add_argument('--infer_img', type=existing_file, help='one image file')
+    source.add_argument('--infer_dir', type=existing_dir, help='a folder of images (sub-folders included)')
+    parser.add_argument('--output_dir', default='output', type=output_dir,
+                        help='where the drawn images (and bbox.json) go')
+    parser.add_argument('--draw_threshold', type=probability,
                         help='lowest score drawn and saved (default: the config\'s draw_threshold, else 0.5)')
     parser.add_argument('--save_json', action='store_true', help='also write <output_dir>/bbox.json')
     parser.add_argument('--protocol', choices=PROTOCOLS,
@@ -48,6 +50,7 @@ def main(argv=None):
     threshold = args.draw_threshold if args.draw_threshold is not None else cfg.get('draw_threshold', 0.5)
     reader = 'TestReader' if cfg.get('TestReader') else 'EvalReader'
     images = list_images(args.infer_img, args.infer_dir)
+    check_outputs(images, args.output_dir, args.save_json)
     protocol = protocol_name(cfg, args.protocol)
     predictor = Predictor(build_model(cfg, allow_partial=args.allow_partial_weights), cfg, protocol,
                           reader=reader)

@@ -21,7 +21,7 @@ from ppdet_hambox.analysis.model_outputs import collect_match_stats  # noqa: E40
 from ppdet_hambox.analysis.plotting import plot_match_stats  # noqa: E402
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import build_component, create  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg, output_file, probability  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 DATASET_KEYS = {'val': 'EvalDataset', 'train': 'TrainDataset'}
@@ -32,14 +32,14 @@ def build_parser():
     parser = base_parser(__doc__.strip().splitlines()[0])
     parser.add_argument('--dataset', choices=sorted(DATASET_KEYS), default='val')
     parser.add_argument('--max-images', type=int, default=-1, help='only the first N images')
-    parser.add_argument('--score-thr', type=float, default=0.5,
+    parser.add_argument('--score-thr', type=probability, default=0.5,
                         help='score a box needs to count as predicted (default 0.5)')
-    parser.add_argument('--correct-iou', type=float, default=0.5,
+    parser.add_argument('--correct-iou', type=probability, default=0.5,
                         help='IoU above which a predicted box is correct (default 0.5)')
-    parser.add_argument('--hq-iou', type=float, default=0.5,
+    parser.add_argument('--hq-iou', type=probability, default=0.5,
                         help='IoU(decoded box, face) above which an anchor is high quality')
-    parser.add_argument('--json', help='write the statistics as JSON here')
-    parser.add_argument('--plot', help='write the figure here (.png)')
+    parser.add_argument('--json', type=output_file, help='write the statistics as JSON here')
+    parser.add_argument('--plot', type=output_file, help='write the figure here (.png)')
     return parser
 
 

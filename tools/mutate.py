@@ -17,7 +17,6 @@ pass. The run stops at ``--budget`` seconds; mutants are spread evenly over
 the module when there are more than ``--max-mutants``. Exit status 0; the
 last line is a JSON summary.
 """
-import argparse
 import ast
 import copy
 import json
@@ -32,7 +31,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.utils.process import guarded  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, positive_float, positive_int  # noqa: E402
 
 COPIED = ('ppdet_hambox', 'tests', 'configs', 'tools', 'deploy', 'setup.py')
 SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
@@ -137,12 +138,12 @@ def parse_lines(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('module', help='the module to mutate, relative to the repository')
     parser.add_argument('tests', nargs='+', help='test files (or node ids) that should catch the mutants')
-    parser.add_argument('--max-mutants', type=int, default=40)
-    parser.add_argument('--budget', type=float, default=900.0, help='seconds for the whole run')
-    parser.add_argument('--timeout', type=float, default=180.0, help='seconds per mutant test run')
+    parser.add_argument('--max-mutants', type=positive_int, default=40)
+    parser.add_argument('--budget', type=positive_float, default=900.0, help='seconds for the whole run')
+    parser.add_argument('--timeout', type=positive_float, default=180.0, help='seconds per mutant test run')
     parser.add_argument('--lines', help='only mutate these lines, e.g. 100-180 or 120,140-150')
     parser.add_argument('--list', action='store_true', help='list the mutants and exit')
     args = parser.parse_args(argv)
@@ -202,4 +203,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -11,8 +11,6 @@ log reports second-step anchors instead, those (``num_second_step``,
 gives (images, anchors), so they are exact; the IoU is plotted only where
 there were such anchors (gaps elsewhere).
 """
-import argparse
-import json
 import os
 import sys
 
@@ -24,18 +22,20 @@ from ppdet_hambox.analysis.mining_log import (logged_kinds, read_mining_log, sum
                                               weighted_smooth)
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.analysis.plotting import plot_mining  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, output_file, positive_int  # noqa: E402
+from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--log', action='append', required=True,
                         help='a train_log.jsonl (repeat for several runs)')
     parser.add_argument('--label', action='append', default=[],
                         help='legend label per --log, in order (default: the log\'s folder name)')
-    parser.add_argument('--smooth', type=int, default=1,
+    parser.add_argument('--smooth', type=positive_int, default=1,
                         help='moving average over this many log records (default 1: none)')
-    parser.add_argument('--out', required=True, help='output figure (.png)')
-    parser.add_argument('--json', help='also write the (smoothed) curves as JSON')
+    parser.add_argument('--out', required=True, type=output_file, help='output figure (.png)')
+    parser.add_argument('--json', type=output_file, help='also write the (smoothed) curves as JSON')
     return parser
 
 
@@ -70,8 +70,7 @@ def main(argv=None):
     if args.json:
         curves = {label: {k: [None if v != v else v for v in values.tolist()] for k, values in data.items()}
                   for label, data in runs}
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump({'summary': report, 'curves': curves}, f)
+        write_json(args.json, {'summary': report, 'curves': curves}, indent=None)
         print('wrote', args.json)
     return report
 

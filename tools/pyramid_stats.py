@@ -10,7 +10,6 @@ the shared head sees from each level; from scratch add
 -o ResNet.pretrained=null ResNet.norm_type=bn ResNet.freeze_at=-1.
 Training steps write to save_dir (default output/pyramid_stats).
 """
-import argparse
 import os
 import sys
 
@@ -23,15 +22,16 @@ from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E4
 from ppdet_hambox.analysis.pyramid_stats import format_levels, measure  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_file, nonneg_int, output_file  # noqa: E402
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('-c', '--config', required=True)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides key=value')
-    parser.add_argument('--iters', type=int, default=50, help='training steps to run (0: statistics only)')
-    parser.add_argument('--weights', help='weights to load first (default: the initialisation)')
-    parser.add_argument('--json', help='write the statistics and the per-step losses here')
+    parser.add_argument('--iters', type=nonneg_int, default=50, help='training steps to run (0: statistics only)')
+    parser.add_argument('--weights', type=existing_file, help='weights to load first (default: the initialisation)')
+    parser.add_argument('--json', type=output_file, help='write the statistics and the per-step losses here')
     args = parser.parse_args(argv)
     if args.iters < 0:
         raise UserError('--iters must be >= 0, got {}'.format(args.iters))

@@ -15,9 +15,10 @@ and TensorRT fp32 / fp16 (GPU), ONNX Runtime fp32 (and int8 with
 ``--onnx_int8``), dygraph fp32. A call is pre-processing, network, NMS and
 reading the results back. The rows are timed round-robin (one call of each
 per round) so that load from other processes falls on all rows alike. The
-last line printed is JSON.
+last line printed is JSON. Bad flags, a damaged --model_dir, an unreadable
+--image and config errors are one ``error:`` line and exit status 2; Ctrl-C
+is one line and 130.
 """
-import argparse
 import json
 import os
 import sys
@@ -35,6 +36,8 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'configs',
                               'hambox_r50_lfpn_dh_ssh_pa_640.yml')
 SIZE = (640, 480)   # width, height
 
+from deploy_io import DeployError, ToolParser, existing_file, export_dir, nonneg_int, positive_int  # noqa: E402
+
 
 def synthetic_image(seed=0):
     """A deterministic 640x480 BGR image (smooth gradients plus noise)."""
@@ -49,7 +52,7 @@ def load_image(path):
         return synthetic_image()
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise IOError('cannot read image {}'.format(path))
+        raise DeployError('--image {}: not decodable (corrupt or not an image)'.format(path))
     return cv2.resize(image, SIZE, interpolation=cv2.INTER_LINEAR)
 
 
@@ -188,15 +191,17 @@ def build_rows(args, cfg, model, model_dir, image):
 def main(argv=None):
     from infer import quiet_paddle
     quiet_paddle()
-    parser = argparse.ArgumentParser(description='Latency of every runtime and precision at 640x480.')
+    parser = ToolParser(description='Latency of every runtime and precision at 640x480.')
     parser.add_argument('-c', '--config', default=DEFAULT_CONFIG)
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides, e.g. weights=...')
-    parser.add_argument('--model_dir', help='an existing export of this config (default: export to a temporary folder)')
-    parser.add_argument('--onnx_int8', help='a quantized ONNX model (tools/quantize.py) to time as well')
-    parser.add_argument('--image', help='an image, resized to 640x480 (default: a synthetic one)')
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--repeats', type=int, default=10)
-    parser.add_argument('--cpu_threads', type=int, help='default: the cores available to this process')
+    parser.add_argument('--model_dir', type=export_dir,
+                        help='an existing export of this config (default: export to a temporary folder)')
+    parser.add_argument('--onnx_int8', type=existing_file,
+                        help='a quantized ONNX model (tools/quantize.py) to time as well')
+    parser.add_argument('--image', type=existing_file, help='an image, resized to 640x480 (default: a synthetic one)')
+    parser.add_argument('--warmup', type=nonneg_int, default=2)
+    parser.add_argument('--repeats', type=positive_int, default=10)
+    parser.add_argument('--cpu_threads', type=positive_int, help='default: the cores available to this process')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'))
     parser.add_argument('--no_dygraph', action='store_true', help='skip the dygraph row (slow on CPU)')
     parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16', 'int8'),
@@ -240,5 +245,18 @@ def main(argv=None):
     return rows
 
 
+def run(argv=None):
+    """``main`` with the project's error style: ``DeployError`` and the
+    project's ``UserError`` are one line and exit status 2."""
+    from ppdet_hambox.core.errors import UserError, run_tool
+
+    def guarded(args):
+        try:
+            return main(args)
+        except DeployError as err:
+            raise UserError(str(err)) from None
+    return run_tool(guarded, argv)
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(run())

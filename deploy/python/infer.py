@@ -13,8 +13,9 @@ applied), as in training and evaluation.
 
 --image_dir searches sub-folders. An unreadable image, or one whose header
 declares more than --max_pixels pixels, is skipped with a warning. Exit
-status: 0 done, 1 some image skipped, 2 bad input (one ``error:`` line
-naming the file or flag).
+status: 0 done, 1 some image skipped, 2 bad input or a failed write (one
+``error:`` line naming the file or flag), 130 Ctrl-C. A file in --output_dir
+this project did not write (an input photo) is never replaced.
 """
 import argparse
 import collections
@@ -29,10 +30,14 @@ import warnings
 
 import cv2
 import numpy as np
-import yaml
 from PIL import Image
 
-MODEL_FILE, PARAMS_FILE, INFER_CFG = 'model.json', 'model.pdiparams', 'infer_cfg.yml'
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from deploy_io import (INFER_CFG, MODEL_FILE, PARAMS_FILE, DeployError, ToolParser,  # noqa: E402,F401
+                       check_export, claim, export_dir, nonneg_int, output_dir,
+                       output_folder, positive_int, probability, run_cli, write_bytes, write_image, write_json)
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 MAX_PIXELS = 40 * 10 ** 6    # default --max_pixels (width x height), here and in serve.py
 COUNT_UNITS = {'': 1, 'K': 10 ** 3, 'M': 10 ** 6, 'G': 10 ** 9}
@@ -40,26 +45,8 @@ RUN_MODES = ('paddle', 'trt', 'trt_fp32', 'trt_fp16')
 PRECISIONS = ('fp32', 'bf16', 'fp16', 'int8')
 MKLDNN_CACHE_CAPACITY = 10   # input shapes whose oneDNN kernels are kept
 TIMING_WINDOW = 1000         # calls whose timings a Detector keeps
-EXIT_USER_ERROR = 2
 PADDLE_LOG_ENV = 'HAMBOX_PADDLE_LOG'   # 1: show Paddle's own logging
 PADDLE_NOISE = ('No ccache found', "Tensor do not have 'place' interface")
-
-
-class DeployError(Exception):
-    """Bad user input (a file, folder, flag or value that cannot be used);
-    the message names it. ``run_cli`` prints it as one line."""
-
-
-def run_cli(main, argv=None):
-    """Call ``main(argv)``; return its int status (0 for any other result),
-    or print a ``DeployError`` as ``error: <message>`` and return 2. Any
-    other exception keeps its traceback (it is a bug)."""
-    try:
-        result = main(argv)
-    except DeployError as err:
-        print('error: {}'.format(err), file=sys.stderr)
-        return EXIT_USER_ERROR
-    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def paddle_log_wanted():
@@ -165,21 +152,18 @@ class PredictConfig:
 
     def __init__(self, model_dir):
         path = os.path.join(model_dir, INFER_CFG)
-        if not os.path.isfile(path):
-            raise FileNotFoundError('{} not found: export the model with tools/export.py'.format(path))
-        with open(path) as f:
-            cfg = yaml.safe_load(f)
-        for key in ('Preprocess', 'draw_threshold', 'label_list'):
-            if key not in cfg:
-                raise KeyError('{}: missing key {!r}'.format(path, key))
+        cfg = check_export(model_dir)
         self.ops = []
         for index, step in enumerate(cfg['Preprocess']):
             step = dict(step)
             kind = step.pop('type', None)
             if kind not in OPS:
-                raise ValueError('{}: Preprocess[{}] has unknown type {!r} (known: {})'.format(
+                raise DeployError('{}: Preprocess[{}] has unknown type {!r} (known: {})'.format(
                     path, index, kind, ', '.join(OPS)))
-            self.ops.append(OPS[kind](**step))
+            try:
+                self.ops.append(OPS[kind](**step))
+            except (TypeError, ValueError) as err:
+                raise DeployError('{}: Preprocess[{}] ({}): {}'.format(path, index, kind, err)) from None
         self.draw_threshold = float(cfg['draw_threshold'])
         self.label_list = list(cfg['label_list'])
         self.protocol = cfg.get('protocol', '')
@@ -344,9 +328,14 @@ class Detector:
         self.cpu_threads = int(cpu_threads or available_cpus())
         self.enable_mkldnn = bool(enable_mkldnn) and self.device == 'cpu'
         self.threshold = self.cfg.draw_threshold if threshold is None else float(threshold)
-        self.predictor = paddle_infer.create_predictor(
-            make_config(model_dir, self.device, self.cpu_threads, enable_mkldnn, run_mode, precision,
-                        mkldnn_cache_capacity))
+        config = make_config(model_dir, self.device, self.cpu_threads, enable_mkldnn, run_mode, precision,
+                             mkldnn_cache_capacity)
+        try:
+            self.predictor = paddle_infer.create_predictor(config)
+        except (RuntimeError, OSError, ValueError) as err:  # Paddle's C++ errors for a damaged file
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise DeployError('--model_dir {}: cannot load {} + {} (damaged or from another program? re-export '
+                              'with tools/export.py): {}'.format(model_dir, MODEL_FILE, PARAMS_FILE, reason)) from None
         self.input_names = self.predictor.get_input_names()
         self.timing_window = int(timing_window)
         self._lock = threading.Lock()
@@ -513,8 +502,7 @@ def run_images(detector, images, args, threshold):
     """Detect, draw to ``<output_dir>/<output name>``; an unreadable image is
     skipped with a warning. Returns (records, skipped [(path, reason)])."""
     records, skipped = [], []
-    for item in images:
-        path, rel = item if isinstance(item, tuple) else (item, os.path.basename(item))
+    for path, rel in images:
         image, reason = read_image(path, args.max_pixels)
         if image is None:
             skipped.append((path, reason))
@@ -531,8 +519,7 @@ def run_images(detector, images, args, threshold):
         else:
             dets = detector.predict(image)
         out_path = os.path.join(args.output_dir, rel)
-        os.makedirs(os.path.dirname(out_path) or '.', exist_ok=True)
-        cv2.imwrite(out_path, draw(image, dets, threshold))
+        write_image(out_path, draw(image, dets, threshold))
         records.extend(to_records(dets, threshold, detector.cfg.label_list[0], path))
         print('{}: {} faces >= {:.2f} -> {}'.format(path, int((dets[:, 4] >= threshold).sum()), threshold, out_path))
     print(skip_summary(len(images), skipped), file=sys.stderr if skipped else sys.stdout)
@@ -547,8 +534,11 @@ def run_video(detector, path, args, threshold):
         raise DeployError('--video_file {}: cannot open it as a video'.format(path))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    out_path = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + '.mp4')
-    writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    out_path = claim(os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0] + '.mp4'))
+    tmp = os.path.join(args.output_dir, '.{}.tmp.mp4'.format(os.path.basename(out_path)))
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    if not writer.isOpened():
+        raise DeployError('cannot write {}: OpenCV cannot open an mp4 writer there'.format(out_path))
     records, frame_index = [], 0
     while True:
         ok, frame = capture.read()
@@ -560,21 +550,30 @@ def run_video(detector, path, args, threshold):
         frame_index += 1
     capture.release()
     writer.release()
+    try:
+        with open(tmp, 'rb') as f:
+            data = f.read()
+    finally:
+        os.remove(tmp)
+    if not data:
+        raise DeployError('cannot write {}: the video writer wrote nothing (a full disk?)'.format(out_path))
+    write_bytes(out_path, data)
     print('{}: {} frames -> {}'.format(path, frame_index, out_path))
     return records
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='HAMBox face detection with Paddle Inference.')
-    parser.add_argument('--model_dir', required=True, help='folder of model.json, model.pdiparams, infer_cfg.yml')
+    parser = ToolParser(description='HAMBox face detection with Paddle Inference.')
+    parser.add_argument('--model_dir', required=True, type=export_dir,
+                        help='folder of model.json, model.pdiparams, infer_cfg.yml')
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('--image_file')
+    source.add_argument('--image_file', help='one image (checked after the model folder and --device)')
     source.add_argument('--image_dir', help='a folder of images, sub-folders included (drawings keep '
                                             'the relative layout under --output_dir)')
     source.add_argument('--video_file')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'),
                         help='auto: gpu when this Paddle build has CUDA and sees a GPU, else cpu')
-    parser.add_argument('--cpu_threads', type=int, help='default: the cores available to this process')
+    parser.add_argument('--cpu_threads', type=positive_int, help='default: the cores available to this process')
     mkldnn = parser.add_mutually_exclusive_group()
     mkldnn.add_argument('--disable_mkldnn', action='store_true', help='turn oneDNN off on CPU (it is on by default)')
     mkldnn.add_argument('--enable_mkldnn', action='store_true', help='oneDNN on CPU (the default; kept for old scripts)')
@@ -582,27 +581,32 @@ def parse_args(argv=None):
                         help='fp32; bf16 on CPUs with native bfloat16; fp16 on GPUs; int8 with TensorRT')
     parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES,
                         help='trt* need a GPU build of Paddle compiled with TensorRT (trt_fp16 = trt + fp16)')
-    parser.add_argument('--output_dir', default='output')
-    parser.add_argument('--threshold', type=float, help='lowest score kept (default: infer_cfg.yml draw_threshold)')
+    parser.add_argument('--output_dir', default='output', type=output_dir)
+    parser.add_argument('--threshold', type=probability,
+                        help='lowest score kept (default: infer_cfg.yml draw_threshold)')
     parser.add_argument('--save_json', action='store_true', help='write <output_dir>/bbox.json')
     parser.add_argument('--max_pixels', type=lambda t: parse_size(t, COUNT_UNITS, '--max_pixels'), default=MAX_PIXELS,
                         help='skip images whose header declares more pixels, width x height (K/M/G = '
                              '1e3/1e6/1e9; default 40M, as serve.py)')
     parser.add_argument('--run_benchmark', action='store_true',
                         help='time pre-process, inference and post-process over repeated runs per image')
-    parser.add_argument('--warmup', type=int, default=3, help='untimed runs per image with --run_benchmark')
-    parser.add_argument('--repeats', type=int, default=20, help='timed runs per image with --run_benchmark')
+    parser.add_argument('--warmup', type=nonneg_int, default=3, help='untimed runs per image with --run_benchmark')
+    parser.add_argument('--repeats', type=positive_int, default=20, help='timed runs per image with --run_benchmark')
     return parser.parse_args(argv)
 
 
 def check_model_dir(model_dir):
-    """The export's three files are there, else a DeployError naming the folder."""
-    if not os.path.isdir(model_dir):
-        raise DeployError('--model_dir {}: no such folder (export a model with tools/export.py)'.format(model_dir))
-    missing = [f for f in (MODEL_FILE, PARAMS_FILE, INFER_CFG) if not os.path.isfile(os.path.join(model_dir, f))]
-    if missing:
-        raise DeployError('--model_dir {}: no {} (export a model there with tools/export.py)'.format(
-            model_dir, ', '.join(missing)))
+    """The export's files and infer_cfg.yml are usable, else a DeployError naming them."""
+    check_export(model_dir)
+
+
+def check_outputs(images, args):
+    """Before any work: --output_dir can be written and replaces no file this project did not write."""
+    output_folder(args.output_dir)
+    for _, rel in images or []:
+        claim(os.path.join(args.output_dir, rel))
+    if args.save_json:
+        claim(os.path.join(args.output_dir, 'bbox.json'), '--save_json')
 
 
 def check_device(device):
@@ -620,20 +624,18 @@ def main(argv=None):
     check_model_dir(args.model_dir)
     check_device(args.device)
     images = None if args.video_file else list_images(args.image_file, args.image_dir)
+    check_outputs(images, args)
     device = resolve_device(args.device)
     detector = Detector(args.model_dir, device=device, cpu_threads=args.cpu_threads,
                         enable_mkldnn=not args.disable_mkldnn, run_mode=args.run_mode, precision=args.precision)
     threshold = detector.cfg.draw_threshold if args.threshold is None else args.threshold
-    os.makedirs(args.output_dir, exist_ok=True)
     skipped = []
     if args.video_file:
         records = run_video(detector, args.video_file, args, threshold)
     else:
         records, skipped = run_images(detector, images, args, threshold)
     if args.save_json:
-        json_path = os.path.join(args.output_dir, 'bbox.json')
-        with open(json_path, 'w') as f:
-            json.dump(records, f)
+        json_path = write_json(os.path.join(args.output_dir, 'bbox.json'), records)
         print('detections written to {}'.format(json_path))
     if args.run_benchmark:
         summary = latency_summary(detector.times)

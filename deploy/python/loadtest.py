@@ -10,7 +10,6 @@ at peak and after. Each client keeps one keep-alive connection (standard
 library ``http.client``); nothing but the server's answers is timed.
 Non-loopback URLs need ``--allow_remote``.
 """
-import argparse
 import collections
 import http.client
 import ipaddress
@@ -24,12 +23,17 @@ import urllib.parse
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from deploy_io import (DeployError, ToolParser, existing_file, nonneg_int, positive_float,  # noqa: E402
+                       positive_int, run_cli)
+
 CONTENT_TYPES = {'.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.webp': 'image/webp',
                  '.bmp': 'image/bmp'}
 MIB = 1024.0 * 1024.0
 
 
-class LoadTestError(Exception):
+class LoadTestError(DeployError):
     """Bad flags or an unreachable target: one line, exit 2."""
 
 
@@ -199,26 +203,20 @@ def format_summary(summary):
 # ----------------------------------------------------------------------------- main
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Load test for the HAMBox HTTP service.')
+    parser = ToolParser(description='Load test for the HAMBox HTTP service.')
     parser.add_argument('--url', default='http://127.0.0.1:8866/detect')
-    parser.add_argument('--image', required=True, help='image file posted by every request')
+    parser.add_argument('--image', required=True, type=existing_file, help='image file posted by every request')
     parser.add_argument('--content_type', help='default: from the file extension, else application/octet-stream')
-    parser.add_argument('--concurrency', type=int, default=4, help='parallel clients')
+    parser.add_argument('--concurrency', type=positive_int, default=4, help='parallel clients')
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument('--requests', type=int, help='total requests (default 100)')
-    budget.add_argument('--duration', type=float, help='seconds to keep sending')
-    parser.add_argument('--warmup', type=int, default=4, help='untimed requests first, one per client at most')
-    parser.add_argument('--timeout', type=float, default=60.0, help='seconds per request')
-    parser.add_argument('--server_pid', type=int, help='server pid for memory (default: found by the port)')
+    budget.add_argument('--requests', type=positive_int, help='total requests (default 100)')
+    budget.add_argument('--duration', type=positive_float, help='seconds to keep sending')
+    parser.add_argument('--warmup', type=nonneg_int, default=4, help='untimed requests first, one per client at most')
+    parser.add_argument('--timeout', type=positive_float, default=60.0, help='seconds per request')
+    parser.add_argument('--server_pid', type=positive_int, help='server pid for memory (default: found by the port)')
     parser.add_argument('--allow_remote', action='store_true', help='allow a non-loopback --url')
     parser.add_argument('--json', action='store_true', help='also print the summary as one JSON line')
     args = parser.parse_args(argv)
-    if args.concurrency < 1:
-        raise LoadTestError('--concurrency must be at least 1, got {}'.format(args.concurrency))
-    if args.requests is not None and args.requests < 1:
-        raise LoadTestError('--requests must be at least 1, got {}'.format(args.requests))
-    if args.duration is not None and not args.duration > 0:
-        raise LoadTestError('--duration must be positive, got {}'.format(args.duration))
     if args.requests is None and args.duration is None:
         args.requests = 100
     return args
@@ -267,8 +265,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except LoadTestError as error:
-        print('error: {}'.format(error), file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_cli(main))

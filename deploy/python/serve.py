@@ -9,16 +9,22 @@
 ``GET /health`` answers 200 once every worker has loaded the model, 503 before
 that and while stopping. docs/serving.md has the limits and every error.
 
+HTTP layer: uvicorn's h11 protocol with a deadline for a request's line and
+headers (``--header_timeout``: a client sending them slowly, or never, is
+answered 408 and closed) and JSON bodies for requests h11 cannot parse;
+client-supplied text (``X-Request-ID``, error details) is escaped before it
+reaches the log, so a log line stays one line.
+
 Paddle predictors are not thread-safe and one process's predictors do not run
 in parallel, so each worker is a process owning one predictor; one dispatcher
 thread per worker feeds it through a pipe. Standalone: it uses infer.py's
 ``Detector``, pre-processing and image decoding (EXIF orientation applied)
 and nothing from ppdet_hambox.
 """
-import argparse
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import math
 import multiprocessing
@@ -38,6 +44,8 @@ from PIL import Image, UnidentifiedImageError
 from infer import (COUNT_UNITS, INFER_CFG, MAX_PIXELS, MODEL_FILE, PARAMS_FILE, PRECISIONS, DeployError, Detector,
                    PredictConfig, available_cpus, declared_size, decode_image, parse_size, resolve_device, run_cli,
                    to_records)
+from deploy_io import (ToolParser, export_dir, listen_port, nonneg_int, one_line, positive_float, positive_int,
+                       probability)
 
 LOG = logging.getLogger('serve')
 MEDIA_TYPES = ('image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/x-ms-bmp', 'application/octet-stream')
@@ -379,6 +387,76 @@ WORKER_REPLIES = {'bad_image': (400, 'bad_image', {}), 'error': (500, 'inference
 
 # ----------------------------------------------------------------------------- app
 
+MAX_REQUEST_ID = 128
+
+
+def log_text(value, limit=MAX_REQUEST_ID):
+    """Client-supplied text as it may appear in a log line or a header:
+    printable ASCII (anything else escaped), quotes escaped, at most ``limit`` characters."""
+    text = one_line(value).encode('ascii', 'backslashreplace').decode('ascii').replace('"', '\\"')
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def json_bytes_response(status, reason, code, message):
+    """A complete HTTP/1.1 response with a JSON error body, as raw bytes (for
+    the protocol layer, where no request was parsed)."""
+    body = json.dumps({'error': code, 'message': message}).encode('ascii')
+    return ('HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n'
+            .format(status, reason, len(body)).encode('ascii') + body)
+
+
+def http_protocol(header_timeout):
+    """uvicorn's h11 protocol with a header deadline and JSON 400 answers."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._header_timer = None
+            self._arm_header_timer()
+
+        def _arm_header_timer(self):
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _cancel_header_timer(self):
+            if getattr(self, '_header_timer', None) is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self):
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                LOG.info('connection closed: no complete request line and headers within %g s (--header_timeout)',
+                         header_timeout)
+                self.transport.write(json_bytes_response(
+                    408, 'Request Timeout', 'header_timeout', 'the request line and headers did not arrive within '
+                    '{:g} s'.format(header_timeout)))
+                self.transport.close()
+
+        def data_received(self, data):
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._cancel_header_timer()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._arm_header_timer()  # the next request's deadline (a pipelined one already arrived)
+
+        def connection_lost(self, exc):
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg):
+            self.transport.write(json_bytes_response(400, 'Bad Request', 'bad_request',
+                                                     '{} (not a valid HTTP/1.1 request)'.format(msg)))
+            self.transport.close()
+
+    return Protocol
+
+
 def error_response(error, close=False):
     from fastapi.responses import JSONResponse
     headers = dict(error.headers)
@@ -425,7 +503,7 @@ def create_app(pool, max_bytes, max_pixels, threshold, read_timeout):
     @app.post('/detect')
     async def detect(request: Request):
         started = time.perf_counter()
-        request_id = request.headers.get('x-request-id') or uuid.uuid4().hex[:16]
+        request_id = log_text(request.headers.get('x-request-id') or uuid.uuid4().hex[:16])
         size, faces, body_read = 0, 0, False
         try:
             score = parse_threshold(request.query_params.get('threshold'), threshold)
@@ -458,7 +536,8 @@ def create_app(pool, max_bytes, max_pixels, threshold, read_timeout):
             faces = error.message
         LOG.info('POST /detect %d bytes=%d latency_ms=%.1f %s id=%s', response.status_code, size,
                  (time.perf_counter() - started) * 1000.0,
-                 'faces={}'.format(faces) if response.status_code == 200 else 'error="{}"'.format(faces), request_id)
+                 'faces={}'.format(faces) if response.status_code == 200 else 'error="{}"'.format(log_text(faces, 500)),
+                 request_id)
         return response
 
     return app
@@ -467,12 +546,13 @@ def create_app(pool, max_bytes, max_pixels, threshold, read_timeout):
 # ----------------------------------------------------------------------------- main
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='HAMBox face detection over HTTP (Paddle Inference).')
-    parser.add_argument('--model_dir', required=True, help='exported model: model.json, model.pdiparams, infer_cfg.yml')
+    parser = ToolParser(description='HAMBox face detection over HTTP (Paddle Inference).')
+    parser.add_argument('--model_dir', required=True, type=export_dir,
+                        help='exported model: model.json, model.pdiparams, infer_cfg.yml')
     parser.add_argument('--host', default='127.0.0.1', help='0.0.0.0 to listen on every interface')
-    parser.add_argument('--port', type=int, default=8866)
-    parser.add_argument('--workers', type=int, default=1, help='worker processes, one predictor each')
-    parser.add_argument('--cpu_threads', type=int, default=0,
+    parser.add_argument('--port', type=listen_port, default=8866, help='1-65535 (0: any free port, logged)')
+    parser.add_argument('--workers', type=positive_int, default=1, help='worker processes, one predictor each')
+    parser.add_argument('--cpu_threads', type=nonneg_int, default=0,
                         help='CPU math threads per worker (default: available cores / workers, at least 1)')
     parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'gpu'))
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS,
@@ -483,18 +563,17 @@ def parse_args(argv=None):
     parser.add_argument('--max_pixels', type=lambda t: parse_size(t, COUNT_UNITS, '--max_pixels'), default=MAX_PIXELS,
                         help='largest image, width x height read from its header (K/M/G = 1e3/1e6/1e9; '
                              'default 40M)')
-    parser.add_argument('--queue', type=int, default=32, help='requests that may wait while every worker is busy')
-    parser.add_argument('--threshold', type=float, help='lowest score returned (default: infer_cfg.yml draw_threshold)')
-    parser.add_argument('--read_timeout', type=float, default=30.0, help='seconds a client may take to send its body')
-    parser.add_argument('--drain_timeout', type=float, default=7.0,
+    parser.add_argument('--queue', type=nonneg_int, default=32,
+                        help='requests that may wait while every worker is busy')
+    parser.add_argument('--threshold', type=probability,
+                        help='lowest score returned (default: infer_cfg.yml draw_threshold)')
+    parser.add_argument('--read_timeout', type=positive_float, default=30.0,
+                        help='seconds a client may take to send its body')
+    parser.add_argument('--header_timeout', type=positive_float, default=10.0,
+                        help='seconds a client may take to send its request line and headers')
+    parser.add_argument('--drain_timeout', type=positive_float, default=7.0,
                         help='on SIGTERM, requests still waiting after this many seconds get 503')
-    args = parser.parse_args(argv)
-    for flag, low in (('workers', 1), ('queue', 0), ('cpu_threads', 0)):
-        if getattr(args, flag) < low:
-            parser.error('--{} must be at least {}, got {}'.format(flag, low, getattr(args, flag)))
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        parser.error('--threshold must be in [0, 1], got {}'.format(args.threshold))
-    return args
+    return parser.parse_args(argv)
 
 
 def load_predict_config(model_dir):
@@ -547,6 +626,7 @@ def main(argv=None):
             super().handle_exit(sig, frame)
 
     server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                                   http=http_protocol(args.header_timeout),
                                    timeout_graceful_shutdown=args.drain_timeout + 1.0))
     pool.on_fatal = lambda: setattr(server, 'should_exit', True)
     host, port = sock.getsockname()[:2]

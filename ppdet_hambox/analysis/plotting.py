@@ -9,6 +9,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ppdet_hambox.metrics.widerface import SETTINGS  # noqa: E402
+from ppdet_hambox.utils.safe_write import save_figure  # noqa: E402
 
 DESIGN_LABELS = {'single': 'single square anchor', 'multi': '3 scales x 3 ratios'}
 PAPER_BAND = (0.43, 0.7)
@@ -16,11 +17,11 @@ PAPER_RATIO = 0.68
 
 
 def _save(fig, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 

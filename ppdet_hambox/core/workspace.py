@@ -23,7 +23,7 @@ import os
 import yaml
 
 from ppdet_hambox.core.errors import ConfigError
-from ppdet_hambox.core.schema import GLOBAL_KEYS
+from ppdet_hambox.core.schema import GLOBAL_KEYS, GLOBAL_RANGES
 
 __all__ = [
     'register', 'create', 'load_config', 'parse_overrides', 'AttrDict',
@@ -60,6 +60,7 @@ class ComponentSpec:
         self.inject = list(getattr(cls, '__inject__', []))
         self.component_lists = list(getattr(cls, '__component_lists__', []))
         self.in_shape_from = dict(getattr(cls, '__in_shape_from__', {}))
+        self.ranges = dict(getattr(cls, '__ranges__', {}))
         signature = inspect.signature(cls.__init__)
         self.params = {}
         self.takes_kwargs = False
@@ -262,6 +263,14 @@ def _validate_component(spec, section, path, cfg):
         elif not _type_fits(value, spec.params[key]):
             raise _fail(cfg, key_path, '{} should be {} like its default {!r}, got {!r}'.format(
                 key_path, type(spec.params[key]).__name__, spec.params[key], value))
+        elif key in spec.ranges:
+            _check_range(spec.ranges[key], value, key_path, cfg)
+
+
+def _check_range(allowed, value, path, cfg):
+    wanted = allowed.check(value)
+    if wanted is not None:
+        raise _fail(cfg, path, '{} must be {}, got {!r}'.format(path, wanted, value))
 
 
 def _validate_inject_value(value, path, cfg):
@@ -316,6 +325,8 @@ def validate_config(cfg):
             elif value is not None and not isinstance(value, expected):
                 raise _fail(cfg, key, '{} should be {}, got {!r}'.format(
                     key, getattr(expected, '__name__', expected), value))
+            elif key in GLOBAL_RANGES:
+                _check_range(GLOBAL_RANGES[key], value, key, cfg)
         else:
             raise _fail(cfg, key, 'unknown top-level key {!r}{}'.format(
                 key, _close(key, list(GLOBAL_KEYS) + list(_REGISTRY))))

@@ -12,6 +12,7 @@ from ppdet_hambox.data.image_io import IMAGE_EXTENSIONS
 from ppdet_hambox.data.pipeline import sample_rng
 from ppdet_hambox.data.reader import init_worker
 from ppdet_hambox.data.source.widerface import read_wider_txt
+from ppdet_hambox.utils.safe_write import write_image
 
 __all__ = ['find_photos', 'generate_photos', 'benchmark_transforms', 'run']
 
@@ -56,7 +57,7 @@ def generate_photos(out_dir, num_images=6, seed=0):
             axes = (int((box[2] - box[0]) / 2), int((box[3] - box[1]) / 2))
             cv2.ellipse(image, centre, axes, 0, 0, 360, tuple(int(c) for c in colour), -1)
         path = os.path.join(out_dir, 'generated_{}.jpg'.format(i))
-        cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        write_image(path, image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         records.append(_record(i, path, boxes))
     return records
 

@@ -31,11 +31,13 @@ for work, and a worker blocked on a full pipe may stay behind.
 """
 import functools
 import os
+import signal
 
 import cv2
 import numpy as np
 from paddle.io import DataLoader, DistributedBatchSampler
 
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE
 from ppdet_hambox.core.workspace import build_component_list, register
 from ppdet_hambox.data.pipeline import Collate, TransformedDataset
 from ppdet_hambox.utils.process import die_with_parent
@@ -74,9 +76,13 @@ class EpochBatchSampler(DistributedBatchSampler):
 
 def init_worker(worker_id, parent_pid=None):
     """Set-up of a DataLoader worker; ``parent_pid``: the loader's process, whose
-    death ends this worker (see ``die_with_parent``)."""
+    death ends this worker (see ``die_with_parent``). Without it (a benchmark
+    running the worker's work in its own process) only the OpenCV set-up is done."""
     if parent_pid is not None:
         die_with_parent(parent_pid)
+        # Ctrl-C in a terminal reaches the whole process group: the loader's
+        # process stops its workers, so a worker ignores it instead of printing a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Parallelism comes from the workers; OpenCV threads would oversubscribe.
     cv2.setNumThreads(0)
 
@@ -85,6 +91,7 @@ class _Reader:
     """Builds the loader; subclasses only change the defaults."""
     __shared__ = ['seed']
     __component_lists__ = ['sample_transforms', 'batch_transforms']
+    __ranges__ = {'batch_size': COUNT, 'num_workers': NON_NEGATIVE}
 
     def __init__(self, sample_transforms=None, batch_transforms=None, batch_size=1, shuffle=False,
                  drop_last=False, num_workers=0, use_shared_memory=True, seed=0):

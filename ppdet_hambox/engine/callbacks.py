@@ -21,8 +21,9 @@ import json
 import os
 
 from ppdet_hambox.core.errors import ConfigError
-from ppdet_hambox.utils.checkpoint import prune_checkpoints, save_checkpoint, save_weights
+from ppdet_hambox.utils.checkpoint import list_checkpoints, prune_checkpoints, save_checkpoint, save_weights
 from ppdet_hambox.utils.logger import get_logger
+from ppdet_hambox.utils.safe_write import WriteError, describe_os_error, write_json
 
 logger = get_logger('engine')
 
@@ -116,8 +117,11 @@ class JsonLinesLogger(Callback):
         os.replace(tmp, self.path)
 
     def _write(self, entry):
-        with open(self.path, 'a', encoding='utf-8') as f:
-            f.write(json.dumps(entry, sort_keys=True) + '\n')
+        try:
+            with open(self.path, 'a', encoding='utf-8') as f:
+                f.write(json.dumps(entry, sort_keys=True) + '\n')
+        except OSError as err:
+            raise WriteError(describe_os_error(err, self.path)) from None
 
     def on_log(self, trainer, record):
         self._write(dict(record, type='train'))
@@ -209,10 +213,19 @@ class EvalCallback(Callback):
 
 class CheckpointSaver(Callback):
     """Full checkpoints every ``snapshot_iter`` steps and at the end (the last
-    ``keep_checkpoints`` kept), plus weights-only ``model_final.pdparams``."""
+    ``keep_checkpoints`` kept), plus weights-only ``model_final.pdparams``.
+    Only this run's checkpoints are rotated, oldest written first: a run
+    resumed in its own folder continues that run, so the checkpoints past
+    the resumed one (superseded) go first, then the older ones."""
 
     def __init__(self, keep_checkpoints):
         self.keep = keep_checkpoints
+        self.own = []
+
+    def on_train_begin(self, trainer):
+        found = list_checkpoints(trainer.save_dir) if trainer.resumed_here() else []
+        self.own = ([path for it, path in found if it > trainer.start_iter]
+                    + [path for it, path in found if it <= trainer.start_iter])
 
     def _save(self, trainer, iteration):
         if trainer.last_checkpoint_iter == iteration:
@@ -220,7 +233,9 @@ class CheckpointSaver(Callback):
         path = save_checkpoint(trainer.save_dir, iteration, trainer.raw_model, trainer.optimizer,
                                trainer.lr_scheduler, trainer.ema, trainer.extra_state())
         trainer.last_checkpoint_iter = iteration
-        removed = prune_checkpoints(trainer.save_dir, self.keep)
+        self.own = [p for p in self.own if p != path] + [path]
+        removed = prune_checkpoints(trainer.save_dir, self.keep, own=self.own)
+        self.own = [p for p in self.own if p not in removed]
         logger.info('saved checkpoint %s%s', path,
                     ' (removed {})'.format(', '.join(os.path.basename(p) for p in removed)) if removed else '')
 
@@ -246,12 +261,7 @@ def _read_best(path):
 
 
 def atomic_json(obj, path):
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return write_json(path, obj, indent=1, guard=False, sort_keys=True)  # save_dir is guarded as a whole
 
 
 __all__ = ['Callback', 'ConsoleLogger', 'JsonLinesLogger', 'VisualDLLogger', 'EvalCallback',

@@ -35,7 +35,7 @@ from ppdet_hambox.engine.env import (all_ranks_any, all_ranks_mean, all_ranks_su
                                      init_distributed, run_fingerprint, set_random_seed)
 from ppdet_hambox.engine.peer_watchdog import PeerWatchdog
 from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
-                                           read_checkpoint, restore_rng_state)
+                                           previous_run_files, read_checkpoint, restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
@@ -270,6 +270,26 @@ class Trainer:
             if suffix.isdigit() and int(suffix) > self.start_iter:
                 check_prediction_folder(path, 'evaluation folder')
 
+    def resumed_here(self):
+        """True when this run resumed a checkpoint of its own ``save_dir``."""
+        if not self.last_checkpoint or not os.path.isdir(self.save_dir):
+            return False
+        return os.path.samefile(os.path.dirname(os.path.abspath(self.last_checkpoint)), self.save_dir)
+
+    def check_save_dir(self):
+        """Refuse, before iteration 1, a ``save_dir`` that holds another run:
+        its checkpoints, weights and log would be replaced or deleted."""
+        if self.resumed_here():
+            return
+        found = previous_run_files(self.save_dir)
+        if found:
+            resume = ('continue it with -r {}, or '.format(self.save_dir) if latest_checkpoint(self.save_dir)
+                      else 'it has no checkpoint to continue from; remove those files yourself, or ')
+            raise ConfigError(
+                'save_dir {} holds another training run ({}{}); {}write this run elsewhere with '
+                '-o save_dir=OTHER_FOLDER (nothing was changed)'.format(
+                    self.save_dir, ', '.join(found[:4]), ', ...' if len(found) > 4 else '', resume))
+
     def eval_dir(self, iteration):
         """Where the evaluation at ``iteration`` writes its predictions."""
         return os.path.join(self.save_dir, 'eval_iter_{}'.format(iteration))
@@ -349,6 +369,7 @@ class Trainer:
         dataset's annotation) is checked before the first iteration, as is
         the training data's image folder and first images. Training data that
         yields no readable image stops it (``UnreadableDataError``)."""
+        self.check_save_dir()
         check_first_images(self.loader.dataset)
         if validate:
             self.check_evaluation()

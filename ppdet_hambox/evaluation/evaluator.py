@@ -31,6 +31,7 @@ from ppdet_hambox.evaluation.prediction_folder import PredictionFolder, check_pr
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.evaluation.protocols import PROTOCOLS
 from ppdet_hambox.evaluation.sharding import Shard
+from ppdet_hambox.utils.safe_write import atomic_file, claim, record
 
 __all__ = ['run_evaluation', 'check_evaluation', 'SCORES', 'predict_images', 'wider_gt_dir', 'zip_predictions',
            'METRICS', 'metric_name', 'format_result', 'SkipLog']
@@ -202,13 +203,15 @@ def run_evaluation(model, cfg, protocol=None, output_dir=None, predictor=None, l
 def zip_predictions(pred_dir, zip_path):
     """Zip the prediction folder (event folders at the archive root, without
     hidden files such as the list of written files) for the WIDER FACE
-    benchmark server; returns the archive's path."""
-    zip_path = zip_path if zip_path.endswith('.zip') else zip_path + '.zip'
-    with zipfile.ZipFile(zip_path, 'w', zipfile.ZIP_DEFLATED) as archive:
+    benchmark server; returns the archive's path. Written through
+    ``safe_write`` (whole or not at all, never over a file of yours)."""
+    zip_path = claim(zip_path if zip_path.endswith('.zip') else zip_path + '.zip', '--zip:')
+    with atomic_file(zip_path) as tmp, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as archive:
         for root, _, names in visible_walk(pred_dir):
             rel_root = os.path.relpath(root, pred_dir)
             if rel_root != '.':
                 archive.write(root, rel_root)
             for name in names:
                 archive.write(os.path.join(root, name), os.path.normpath(os.path.join(rel_root, name)))
+    record(zip_path)
     return zip_path

@@ -4,15 +4,19 @@ Every file an evaluation writes into its folder is listed (one relative path
 a line) in ``.ppdet_hambox_files`` inside it. Before a new evaluation, the
 files of that list are removed; a folder holding anything else (a dataset, a
 user's notes, predictions of another tool) is refused and left untouched.
-Hidden files are left alone and do not count.
+Hidden files are left alone and do not count. Until ``complete()`` the folder
+holds ``.ppdet_hambox_incomplete``: the predictions of an evaluation stopped
+half-way (Ctrl-C, a crash) are refused by the WIDER FACE metric rather than
+scored as if the missing images had no faces.
 """
 import os
 
 from ppdet_hambox.core.errors import UserError
+from ppdet_hambox.metrics.widerface import INCOMPLETE_MARKER
+from ppdet_hambox.utils.safe_write import MANIFEST_NAME
 
 __all__ = ['PredictionFolder', 'check_prediction_folder', 'visible_walk', 'MANIFEST_NAME']
 
-MANIFEST_NAME = '.ppdet_hambox_files'
 EXAMPLES = 3
 
 
@@ -27,8 +31,15 @@ class PredictionFolder:
         ours = check_prediction_folder(path, flag)
         os.makedirs(path, exist_ok=True)
         self._remove(ours)
-        with open(self.manifest, 'w', encoding='utf-8'):
-            pass
+        self.marker = os.path.join(path, INCOMPLETE_MARKER)
+        for name in (self.marker, self.manifest):
+            with open(name, 'w', encoding='utf-8'):
+                pass
+
+    def complete(self):
+        """Every prediction is written: the folder may be scored."""
+        if os.path.exists(self.marker):
+            os.remove(self.marker)
 
     def _remove(self, relpaths):
         folders = set()

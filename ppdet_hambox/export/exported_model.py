@@ -13,6 +13,7 @@ for the NMS settings of a pass (``pyramidbox``: IoU 0.3, keep-top 750): a
 smaller keep-top is applied here, another NMS threshold is not recoverable
 and is logged once.
 """
+import json
 import logging
 import os
 
@@ -24,7 +25,8 @@ from ppdet_hambox.export.exporter import INFER_CFG, MODEL_FILES
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.utils.logger import paddle_log_wanted
 
-__all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'PRECISIONS', 'MKLDNN_CACHE_CAPACITY']
+__all__ = ['ExportedPredictor', 'inference_config', 'available_cpus', 'check_export_folder', 'PRECISIONS',
+           'MKLDNN_CACHE_CAPACITY']
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +86,45 @@ def inference_config(model_dir, precision='fp32', device=None, cpu_threads=None,
     return config
 
 
-def _baked_nms(model_dir):
-    """``infer_cfg.yml``'s ``NMS`` section; its ``score_threshold`` as a float."""
-    path = os.path.join(model_dir, INFER_CFG)
-    if not os.path.isfile(path):
-        raise UserError('--model_dir {}: no {} (export the model with tools/export.py)'.format(model_dir, INFER_CFG))
-    with open(path) as f:
-        info = yaml.safe_load(f) or {}
+def check_export_folder(model_dir, flag='--model_dir'):
+    """Check an export folder before loading it (one ``UserError`` naming the
+    file otherwise): ``model.json`` (JSON), ``model.pdiparams`` (not empty)
+    and ``infer_cfg.yml`` (a mapping with a numeric ``NMS.score_threshold``
+    in [0, 1]). Returns the parsed ``infer_cfg.yml``."""
+    hint = 're-export with tools/export.py'
+    if not os.path.isdir(model_dir):
+        raise UserError('{} {}: no such folder (export a model with tools/export.py)'.format(flag, model_dir))
+    for name in MODEL_FILES + (INFER_CFG,):
+        path = os.path.join(model_dir, name)
+        if not os.path.isfile(path):
+            raise UserError('{} {}: no {} (export the model with tools/export.py)'.format(flag, model_dir, name))
+        if os.path.getsize(path) == 0:
+            raise UserError('{}: empty file (an interrupted export? {})'.format(path, hint))
+    path = os.path.join(model_dir, MODEL_FILES[0])
     try:
-        return dict(info['NMS'], score_threshold=float(info['NMS']['score_threshold']))
+        with open(path, 'rb') as f:
+            json.load(f)
+    except ValueError as err:
+        raise UserError('{}: not a readable model graph ({}; {})'.format(path, err, hint)) from None
+    path = os.path.join(model_dir, INFER_CFG)
+    try:
+        with open(path, encoding='utf-8') as f:
+            info = yaml.safe_load(f)
+    except (ValueError, yaml.YAMLError) as err:
+        raise UserError('{}: not readable YAML ({})'.format(path, ' '.join(str(err).split()))) from None
+    try:
+        threshold = float(info['NMS']['score_threshold'])
     except (KeyError, TypeError, ValueError):
-        raise UserError('{}: missing NMS.score_threshold (re-export with tools/export.py)'.format(path)) from None
+        raise UserError('{}: missing NMS.score_threshold ({})'.format(path, hint)) from None
+    if not 0.0 <= threshold <= 1.0:
+        raise UserError('{}: NMS.score_threshold must be in [0, 1], got {}'.format(path, threshold))
+    return info
+
+
+def _baked_nms(model_dir):
+    """``infer_cfg.yml``'s ``NMS`` section of a checked export; its ``score_threshold`` as a float."""
+    nms = check_export_folder(model_dir)['NMS']
+    return dict(nms, score_threshold=float(nms['score_threshold']))
 
 
 class ExportedPredictor(Predictor):
@@ -118,8 +148,13 @@ class ExportedPredictor(Predictor):
             self.input_names = [i.name for i in self.session.get_inputs()]
         else:
             import paddle.inference as paddle_infer
-            self.predictor = paddle_infer.create_predictor(
-                inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn))
+            config = inference_config(model_dir, precision, device, cpu_threads, enable_mkldnn)
+            try:
+                self.predictor = paddle_infer.create_predictor(config)
+            except (RuntimeError, OSError, ValueError) as err:  # Paddle's C++ errors for a damaged file
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                raise UserError('--model_dir {}: cannot load {} (damaged? re-export with tools/export.py): '
+                                '{}'.format(model_dir, ' + '.join(MODEL_FILES), reason)) from None
             self.input_names = self.predictor.get_input_names()
         self._warned = set()
 

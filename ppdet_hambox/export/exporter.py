@@ -11,16 +11,20 @@ Writes to ``output_dir``:
   baked into the graph, the draw threshold, the label list.
 - with ``onnx``: ``model.onnx`` converted by paddle2onnx (batch of one image;
   see ``export_onnx``).
+
+The files are written into a temporary folder beside ``output_dir`` and moved
+in when all are there (``safe_write.staged_folder``): an export appears whole
+or not at all, and a failed write (a full disk) is an error naming the path.
 """
 import logging
 import os
 
 import paddle
-import yaml
 
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import create
 from ppdet_hambox.evaluation.predictor import DEFAULT_PROTOCOL, batch_steps, preprocess_steps
+from ppdet_hambox.utils.safe_write import atomic_file, staged_folder, write_yaml
 
 __all__ = ['export_model', 'export_onnx', 'infer_config', 'preprocess_config', 'SINGLE_SCALE_PROTOCOLS',
            'MODEL_FILES', 'ONNX_OPSET']
@@ -109,26 +113,25 @@ def export_model(model, cfg, output_dir, protocol=None, onnx=False, reader='Eval
                        protocol, DEFAULT_PROTOCOL)
         protocol = DEFAULT_PROTOCOL
     info = infer_config(cfg, protocol, reader)
-    os.makedirs(output_dir, exist_ok=True)
-    was_training = model.training
-    model.eval()
-    try:
-        layer = model.inference_model()
-        static = paddle.jit.to_static(layer, input_spec=layer.input_spec(), full_graph=True)
-        paddle.jit.save(static, os.path.join(output_dir, MODEL_PREFIX))
-    finally:
-        if was_training:
-            model.train()
-    with open(os.path.join(output_dir, INFER_CFG), 'w') as f:
-        yaml.safe_dump(info, f, sort_keys=False)
-    paths = {'model': os.path.join(output_dir, MODEL_FILES[0]),
-             'params': os.path.join(output_dir, MODEL_FILES[1]),
-             'infer_cfg': os.path.join(output_dir, INFER_CFG)}
-    for path in paths.values():
-        if not os.path.isfile(path):
-            raise RuntimeError('export did not write {}'.format(path))
-    if onnx:
-        paths['onnx'] = export_onnx(output_dir)
+    names = {'model': MODEL_FILES[0], 'params': MODEL_FILES[1], 'infer_cfg': INFER_CFG}
+    with staged_folder(output_dir, '--output_dir') as stage:
+        was_training = model.training
+        model.eval()
+        try:
+            layer = model.inference_model()
+            static = paddle.jit.to_static(layer, input_spec=layer.input_spec(), full_graph=True)
+            paddle.jit.save(static, os.path.join(stage, MODEL_PREFIX))
+        finally:
+            if was_training:
+                model.train()
+        write_yaml(os.path.join(stage, INFER_CFG), info, guard=False)  # staged_folder guards the export
+        for name in names.values():
+            if not os.path.isfile(os.path.join(stage, name)):
+                raise RuntimeError('export did not write {}'.format(name))
+        if onnx:
+            export_onnx(stage)
+            names['onnx'] = ONNX_FILE
+    paths = {key: os.path.join(output_dir, name) for key, name in names.items()}
     logger.info('exported %s (%s protocol) to %s', cfg.get('architecture'), protocol, output_dir)
     return paths
 
@@ -160,9 +163,9 @@ def export_onnx(model_dir, opset_version=ONNX_OPSET, save_file=None):
     except ImportError:
         raise UserError('--onnx needs paddle2onnx>=2.1: pip install "ppdet-hambox[onnx]"') from None
     save_file = save_file or os.path.join(model_dir, ONNX_FILE)
-    paddle2onnx.export(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]),
-                       save_file, opset_version=opset_version, enable_onnx_checker=True,
-                       optimize_tool=None)
-    if not os.path.isfile(save_file):
-        raise RuntimeError('paddle2onnx did not write {} (see its log above)'.format(save_file))
+    with atomic_file(save_file) as tmp:
+        paddle2onnx.export(os.path.join(model_dir, MODEL_FILES[0]), os.path.join(model_dir, MODEL_FILES[1]),
+                           tmp, opset_version=opset_version, enable_onnx_checker=True, optimize_tool=None)
+        if not os.path.getsize(tmp):
+            raise RuntimeError('paddle2onnx did not write {} (see its log above)'.format(save_file))
     return save_file

@@ -10,13 +10,14 @@ import logging
 import os
 
 import numpy as np
-import yaml
 
 from ppdet_hambox.core.errors import UserError
 from ppdet_hambox.core.workspace import build_component
 from ppdet_hambox.data import read_image
-from ppdet_hambox.export.exporter import INFER_CFG, ONNX_FILE
+from ppdet_hambox.export.exported_model import check_export_folder
+from ppdet_hambox.export.exporter import ONNX_FILE
 from ppdet_hambox.evaluation.predictor import Predictor
+from ppdet_hambox.utils.safe_write import atomic_file, claim, record
 
 __all__ = ['calibration_feeds', 'quantize_onnx']
 
@@ -63,22 +64,23 @@ def quantize_onnx(model_dir, cfg, output=None, num_images=32, op_types=('Conv',)
     source = os.path.join(model_dir, ONNX_FILE)
     if not os.path.isfile(source):
         raise UserError('--model_dir {}: no {} (export with tools/export.py --onnx)'.format(model_dir, ONNX_FILE))
-    with open(os.path.join(model_dir, INFER_CFG)) as f:
-        protocol = (yaml.safe_load(f) or {}).get('protocol') or 'vga'
+    protocol = check_export_folder(model_dir).get('protocol') or 'vga'
     methods = {'minmax': CalibrationMethod.MinMax, 'entropy': CalibrationMethod.Entropy,
                'percentile': CalibrationMethod.Percentile}
     if method not in methods:
         raise UserError('--method must be one of {}, got {!r}'.format(', '.join(methods), method))
-    output = output or os.path.join(model_dir, 'model_int8.onnx')
-    prepared = output + '.pre.onnx'
-    quant_pre_process(source, prepared, skip_symbolic_shape=True)
-    try:
-        quantize_static(prepared, output, _Reader(calibration_feeds(cfg, protocol, num_images)),
-                        quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=per_channel,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method])
-    finally:
-        if os.path.isfile(prepared):
-            os.remove(prepared)
+    output = claim(output or os.path.join(model_dir, 'model_int8.onnx'), '--output')
+    with atomic_file(output) as tmp:
+        prepared = tmp + '.pre.onnx'
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        try:
+            quantize_static(prepared, tmp, _Reader(calibration_feeds(cfg, protocol, num_images)),
+                            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types),
+                            per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[method])
+        finally:
+            if os.path.isfile(prepared):
+                os.remove(prepared)
+    record(output)
     logger.info('int8 (QDQ, %s) model written to %s', ', '.join(op_types), output)
     return output

@@ -7,7 +7,6 @@ evaluated with the config's evaluation (the official WIDER FACE protocol on
 the config's EvalDataset).
 """
 import copy
-import json
 import math
 import os
 
@@ -15,6 +14,7 @@ from ppdet_hambox.analysis.mining_log import (MiningLogError, last_quarter, logg
                                               read_statistics, summarize, weighted_mean)
 from ppdet_hambox.core.workspace import load_config
 from ppdet_hambox.jobs.train_eval import train_then_evaluate
+from ppdet_hambox.utils.json_io import write_json
 
 __all__ = ['ROWS', 'row_overrides', 'budget_overrides', 'run_row', 'format_table', 'PAPER']
 
@@ -136,8 +136,7 @@ def run_row(config, name, max_iters, output_dir, seed=None, overrides=None, scal
         'train_log': os.path.join(run['trainer'].save_dir, 'train_log.jsonl'),
         'paper_wider_val': dict(zip(SETTINGS, PAPER[name])),
     }
-    with open(os.path.join(row_dir, 'result.json'), 'w', encoding='utf-8') as f:
-        json.dump(row, f, indent=1)
+    write_json(os.path.join(row_dir, 'result.json'), row)
     return row
 
 

@@ -21,6 +21,8 @@ from ppdet_hambox.data import IMAGE_EXTENSIONS
 from ppdet_hambox.data.source import demo as demo_source
 from ppdet_hambox.export.exporter import export_model
 from ppdet_hambox.jobs.train_eval import train_then_evaluate
+from ppdet_hambox.utils.checkpoint import previous_run_files
+from ppdet_hambox.utils.json_io import write_json
 from ppdet_hambox.utils.process import guarded
 
 logger = logging.getLogger(__name__)
@@ -69,11 +71,25 @@ def sample_images(image_dir, count):
     return images[:count]
 
 
+def clear_previous_demo_training(output_dir, name):
+    """A second run of the demo replaces the first one's training: when
+    ``output_dir`` holds this job's ``report.json``, the training files of
+    that run (``<output_dir>/<name>``: checkpoints, final and best weights,
+    log) are removed; anything else there still makes training refuse."""
+    if not os.path.isfile(os.path.join(output_dir, 'report.json')):
+        return
+    run_dir = os.path.join(output_dir, name)
+    for file_name in previous_run_files(run_dir):
+        os.remove(os.path.join(run_dir, file_name))
+    logger.info('replacing the previous demo training in %s', run_dir)
+
+
 def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train=240, num_val=60,
              photos_dir=None, num_drawn=4):
     """Run the whole job; returns the report written to ``output_dir/report.json``."""
     os.makedirs(output_dir, exist_ok=True)
     cfg = load_config(config, dict(overrides or {}, save_dir=output_dir))
+    clear_previous_demo_training(output_dir, os.path.splitext(os.path.basename(config))[0])
     dataset_dir = cfg['TrainDataset']['dataset_dir']
     dataset = ensure_dataset(dataset_dir, seed, num_train, num_val)
 
@@ -108,6 +124,5 @@ def run_demo(config, output_dir='output/demo', overrides=None, seed=0, num_train
         'iterations': run['trainer'].max_iters, 'config': config, 'weights': run['weights'],
         'inference_model': model_dir, 'drawn_images': drawn, 'dataset': dataset,
     }
-    with open(os.path.join(output_dir, 'report.json'), 'w') as f:
-        json.dump(report, f, indent=2)
+    write_json(os.path.join(output_dir, 'report.json'), report, indent=2)
     return report

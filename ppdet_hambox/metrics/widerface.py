@@ -71,6 +71,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Present while an evaluation writes its predictions (removed when they are all written).
+INCOMPLETE_MARKER = '.ppdet_hambox_incomplete'
 SETTINGS = ('easy', 'medium', 'hard')
 MODES = ('official', 'python-port')
 THRESH_NUM = 1000
@@ -378,6 +380,9 @@ def load_predictions(pred_dir, gt):
     pred_dir = os.fspath(pred_dir)
     if not os.path.isdir(pred_dir):
         raise FileNotFoundError('prediction folder not found: {}'.format(pred_dir))
+    if os.path.exists(os.path.join(pred_dir, INCOMPLETE_MARKER)):
+        raise ValueError('{}: the predictions of an evaluation that did not finish (stopped or failed); '
+                         'run the evaluation again'.format(pred_dir))
     gt = gt if isinstance(gt, GroundTruth) else load_ground_truth(gt)
     issues = _unexpected_files(pred_dir, gt)
     rows, lines, images, in_count, files = [], [], [], [], []

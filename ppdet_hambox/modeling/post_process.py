@@ -6,6 +6,7 @@ exported predictor.
 """
 import paddle
 
+from ppdet_hambox.core.schema import COUNT, PROBABILITY, Range
 from ppdet_hambox.core.workspace import register
 
 __all__ = ['HAMBoxPostProcess']
@@ -21,6 +22,8 @@ class HAMBoxPostProcess:
         keep_top_k: keep at most this many detections per image after NMS.
         clip_boxes: clip boxes to the network input (``im_shape``) first.
     """
+    __ranges__ = {'score_threshold': PROBABILITY, 'nms_threshold': PROBABILITY, 'keep_top_k': COUNT,
+                  'pre_nms_top_k': Range(-1)}
 
     def __init__(self, score_threshold=0.05, pre_nms_top_k=5000, nms_threshold=0.4, keep_top_k=750,
                  clip_boxes=True):

@@ -13,7 +13,9 @@ A checkpoint ``<save_dir>/iter_0005000.pdckpt`` is a ``paddle.save`` dict::
 Because it holds a ``model`` key, ``utils.weights.load_weights`` (and so
 ``-o weights=...``) also reads a checkpoint. Writes go to a temporary file in
 the same folder, are fsync'ed and then renamed over the final name, so a
-crash never leaves a partial file under a checkpoint name.
+crash never leaves a partial file under a checkpoint name. A training run
+only removes its own older checkpoints (``prune_checkpoints(..., own=)``) and
+does not start in a folder holding another run (``previous_run_files``).
 """
 import base64
 import glob
@@ -21,12 +23,12 @@ import os
 import pickle
 import random
 import re
-import tempfile
 
 import numpy as np
 import paddle
 
 from ppdet_hambox.core.errors import UserError
+from ppdet_hambox.utils.safe_write import atomic_file
 
 CHECKPOINT_FORMAT = 'ppdet_hambox.checkpoint'
 CHECKPOINT_VERSION = 1
@@ -38,43 +40,12 @@ class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, unreadable or of the wrong kind."""
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_save(obj, path):
     """``paddle.save(obj, path)`` that either fully happens or leaves ``path``
-    as it was: write a temporary file beside it, fsync, ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=directory)
-    os.close(fd)
-    try:
+    as it was (``safe_write.atomic_file``: a temporary file beside it, fsync,
+    rename); a failed write is a ``WriteError`` naming ``path``."""
+    with atomic_file(path) as tmp:
         paddle.save(obj, tmp)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
     return path
 
 
@@ -111,14 +82,33 @@ def latest_checkpoint(save_dir):
     return found[-1][1] if found else None
 
 
-def prune_checkpoints(save_dir, keep):
-    """Delete all but the ``keep`` newest checkpoints (``keep`` <= 0 keeps all)."""
+def prune_checkpoints(save_dir, keep, own=None):
+    """Delete all but the ``keep`` newest checkpoints (``keep`` <= 0 keeps all).
+    With ``own`` (paths, oldest first), only those are candidates, in that
+    order: a run removes its own older checkpoints, never another run's, and
+    never the one it has just written."""
     if keep <= 0:
         return []
-    removed = [path for _, path in list_checkpoints(save_dir)[:-keep]]
+    if own is None:
+        candidates = [path for _, path in list_checkpoints(save_dir)]
+    else:
+        candidates = [path for path in own if os.path.isfile(path)]
+    removed = candidates[:-keep]
     for path in removed:
         os.remove(path)
     return removed
+
+
+# What a finished or interrupted training run leaves in its save_dir.
+RUN_FILES = ('model_final.pdparams', 'best_model.pdparams', 'best_model.json', 'train_log.jsonl')
+
+
+def previous_run_files(save_dir):
+    """Names of the files in ``save_dir`` another training run left there:
+    its checkpoints, final or best weights and log (sorted; [] if none)."""
+    names = [os.path.basename(path) for _, path in list_checkpoints(save_dir)]
+    names += [name for name in RUN_FILES if os.path.exists(os.path.join(save_dir, name))]
+    return sorted(names)
 
 
 def _param_owner(key, params_by_name):

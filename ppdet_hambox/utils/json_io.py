@@ -1,13 +1,10 @@
-"""Writing JSON results of the command-line tools."""
-import json
-import os
+"""Writing JSON results of the command-line tools (through ``safe_write``:
+whole or not at all, checked, never over a file the project did not write)."""
+from ppdet_hambox.utils import safe_write
 
 __all__ = ['write_json']
 
 
 def write_json(path, obj, indent=1):
     """Write ``obj`` to ``path`` (its folder created if missing); returns ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(obj, f, indent=indent)
-    return path
+    return safe_write.write_json(path, obj, indent=indent)

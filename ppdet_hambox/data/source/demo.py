@@ -50,7 +50,6 @@ faces (kind, size, slots, recipes: ``plan_split``) and another draws them, so
 the same seed gives byte-identical files (fixed JPEG quality, fixed .mat
 header) and the boxes are known without drawing.
 """
-import argparse
 import json
 import pathlib
 import shutil
@@ -63,6 +62,9 @@ import numpy as np
 from ppdet_hambox.data.source import demo_render
 from ppdet_hambox.data.source.widerface_writer import (ATTRIBUTES, SETTINGS, ImageAnnotation,
                                                        write_bbx_gt, write_ground_truth)
+from ppdet_hambox.core.errors import UserError, run_tool
+from ppdet_hambox.utils.cli import ToolParser, nonneg_int, output_dir, positive_int
+from ppdet_hambox.utils.safe_write import write_image
 
 # Event folders named as in the official zips, with the image kinds they hold.
 EVENTS = {
@@ -149,8 +151,7 @@ def make_split(out_dir, assets, seed, split, count, number_offset, size):
                                      difficulty(boxes, attributes))
         path = out_dir / 'WIDER_{}'.format(split) / 'images' / annotation.rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
-            raise OSError('could not write {}'.format(path))
+        write_image(str(path), pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], guard=False)  # folder checked
         images.append(annotation)
     order = sorted(range(count), key=lambda i: (images[i].event, i))
     return [images[i] for i in order]
@@ -246,11 +247,11 @@ def print_summary(summary, seconds, out_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-train', type=int, default=240)
-    parser.add_argument('--num-val', type=int, default=60)
+    parser = ToolParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', required=True, type=output_dir, help='output folder')
+    parser.add_argument('--seed', type=nonneg_int, default=0)
+    parser.add_argument('--num-train', type=positive_int, default=240)
+    parser.add_argument('--num-val', type=positive_int, default=60)
     parser.add_argument('--size', default=None,
                         help='fixed image size WxH (default: varied, long side 256-400)')
     args = parser.parse_args(argv)
@@ -259,9 +260,12 @@ def main(argv=None):
     except ValueError as exc:
         parser.error(str(exc))
     start = time.perf_counter()
-    summary = generate(args.out, args.seed, args.num_train, args.num_val, size)
+    try:
+        summary = generate(args.out, args.seed, args.num_train, args.num_val, size)
+    except FileExistsError as exc:
+        raise UserError('--out {}: {}'.format(args.out, exc)) from None
     print_summary(summary, time.perf_counter() - start, args.out)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

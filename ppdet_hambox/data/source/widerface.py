@@ -4,7 +4,6 @@ the val ``.mat``, and the registered ``WIDERFaceDataset``.
 Command line: ``python -m ppdet_hambox.data.source.widerface FILE`` prints
 image and face counts as JSON on its last line.
 """
-import argparse
 import itertools
 import json
 import os
@@ -14,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import paddle
 
-from ppdet_hambox.core.errors import UserError
+from ppdet_hambox.core.errors import UserError, run_tool
 from ppdet_hambox.core.workspace import register
+from ppdet_hambox.utils.cli import ToolParser, existing_file
 
 __all__ = ['WiderAnnotation', 'WiderAnnotationError', 'read_wider_txt', 'read_wider_mat',
            'read_wider_annotation', 'WIDERFaceDataset', 'ATTRIBUTE_NAMES']
@@ -317,17 +317,13 @@ class WIDERFaceDataset(paddle.io.Dataset):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Count images and faces of a WIDER FACE ground-truth file.')
-    parser.add_argument('file', help='wider_face_{train,val}_bbx_gt.txt or wider_face_val.mat')
+    parser = ToolParser(description='Count images and faces of a WIDER FACE ground-truth file.')
+    parser.add_argument('file', type=existing_file, help='wider_face_{train,val}_bbx_gt.txt or wider_face_val.mat')
     args = parser.parse_args(argv)
-    try:
-        annotation = read_wider_annotation(args.file)
-    except WiderAnnotationError as err:
-        print('error: {}'.format(err), file=sys.stderr)
-        return 2
+    annotation = read_wider_annotation(args.file)  # a WiderAnnotationError is a UserError: one line, 2
     print(json.dumps(annotation.summary()))
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))
