@@ -1,17 +1,13 @@
 """The command-line contract of every entry point, derived from its parser.
 
 Every ``tools/*.py``, every ``deploy/python/*.py`` with a ``main`` and every
-``python -m ppdet_hambox...`` module with a ``main`` (except the metrics
-modules, below) is imported and its argument parser captured as ``main``
-builds it. For every option, by its declared type, wrong values are tried:
+``python -m ppdet_hambox...`` module with a ``main`` is imported and its
+argument parser captured as ``main`` builds it, sub-commands included. For every option, by its declared type, wrong values are tried:
 a missing path, a file where a folder is expected and the reverse, zero and
 negative counts, NaN and out-of-range numbers, ports out of range. Each must
 end as an error line naming the option, exit status 2 and no traceback. A
 new tool or flag is covered as soon as it exists, and a numeric flag without
 a declared range fails here.
-
-The metrics modules (``ppdet_hambox/metrics/*``) sit below ``core`` and
-``utils`` in the layering and keep their own one-line error handling.
 """
 import argparse
 import contextlib
@@ -54,8 +50,7 @@ def _entry_points():
         text = path.read_text()
         rel = path.relative_to(REPO_ROOT)
         name = '.'.join(rel.with_suffix('').parts)
-        if ('def main(' in text and "__name__ == '__main__'" in text and rel.parts[1] != 'metrics'
-                and name not in NOT_ENTRY_POINTS):
+        if ('def main(' in text and "__name__ == '__main__'" in text and name not in NOT_ENTRY_POINTS):
             found.append((name, lambda n=name: importlib.import_module(n)))
     return found
 
@@ -128,34 +123,44 @@ def test_every_entry_point_is_found():
             '{} does not run main through run_tool / run_cli'.format(entry_id)
 
 
+def _parsers(parser, prefix=()):
+    """``(argv prefix, parser)`` of ``parser`` and of every sub-command below it."""
+    yield list(prefix), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, prefix + (name,))
+
+
 @pytest.mark.parametrize('entry_id,load', ENTRY_POINTS, ids=[i for i, _ in ENTRY_POINTS])
 def test_wrong_values_are_one_line_errors(entry_id, load, tmp_path, monkeypatch, capsys):
     module = load()
     parser = capture_parser(module, monkeypatch)
     assert parser is not None, '{}: main builds no argparse parser'.format(entry_id)
-    tried = 0
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        flag = action.option_strings[0] if action.option_strings else None
-        if action.type in (int, float) and action.dest not in PLAIN_NUMBERS:
-            pytest.fail('{} {}: a plain {} without a declared range (use a type of utils/cli.py)'.format(
-                entry_id, flag or action.dest, action.type.__name__))
-        values = bad_values(action.type, tmp_path) if action.type is not None else None
-        if not values:
-            continue
-        for value in values:
-            argv = [flag, value] if flag else [value]
-            capsys.readouterr()
-            code = _runner(module)(argv)
-            err = capsys.readouterr().err
-            lines = [line for line in err.splitlines() if line.strip()]
-            assert code == EXIT_USER_ERROR, '{} {} {!r}: exit {} ({})'.format(entry_id, flag, value, code, err)
-            assert 'Traceback' not in err
-            assert len(lines) == 1 and lines[0].startswith('error: '), (entry_id, argv, err)
-            assert (flag or '') in lines[0] or value in lines[0], (entry_id, argv, lines[0])
-            tried += 1
-    assert tried or not [a for a in parser._actions if a.option_strings and a.type], entry_id
+    for prefix, sub in _parsers(parser):
+        tried = 0
+        for action in sub._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            flag = action.option_strings[0] if action.option_strings else None
+            if action.type in (int, float) and action.dest not in PLAIN_NUMBERS:
+                pytest.fail('{} {} {}: a plain {} without a declared range (use a type of utils/cli.py)'.format(
+                    entry_id, ' '.join(prefix), flag or action.dest, action.type.__name__))
+            values = bad_values(action.type, tmp_path) if action.type is not None else None
+            if not values:
+                continue
+            for value in values:
+                argv = prefix + ([flag, value] if flag else [value])
+                capsys.readouterr()
+                code = _runner(module)(argv)
+                err = capsys.readouterr().err
+                lines = [line for line in err.splitlines() if line.strip()]
+                assert code == EXIT_USER_ERROR, '{} {} {!r}: exit {} ({})'.format(entry_id, argv, value, code, err)
+                assert 'Traceback' not in err
+                assert len(lines) == 1 and lines[0].startswith('error: '), (entry_id, argv, err)
+                assert (flag or '') in lines[0] or value in lines[0], (entry_id, argv, lines[0])
+                tried += 1
+        assert tried or not [a for a in sub._actions if a.option_strings and a.type], (entry_id, prefix)
 
 
 def test_probability_rejects_what_python_parses_as_a_float():

@@ -10,7 +10,6 @@
 Prints the numbers, then the result as JSON on the last line. Bad input:
 ``error: ...`` on stderr and exit status 2; warnings as ``warning: ...`` lines.
 """
-import argparse
 import contextlib
 import json
 import os
@@ -19,7 +18,11 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.metrics import box_ap, coco_map, fddb, widerface  # noqa: E402
+from ppdet_hambox.utils.cli import (ToolParser, existing_dir, output_file, positive_float,  # noqa: E402
+                                    positive_int, probability)
+from ppdet_hambox.utils.safe_write import write_json  # noqa: E402
 
 INPUT_ERRORS = (OSError, ValueError, KeyError)
 
@@ -62,8 +65,7 @@ def run_widerface(args):
     if args.plot:
         plot_widerface_pr(results, args.plot)
     if args.curves:
-        with open(args.curves, 'w') as f:
-            json.dump(widerface.curves_to_json(results), f)
+        write_json(args.curves, widerface.curves_to_json(results), indent=None)
     print(widerface.format_table(results))
     aps = {m: {s: r[s] for s in widerface.SETTINGS} for m, r in results.items()}
     print(json.dumps(aps if args.mode == 'both' else aps[args.mode]))
@@ -127,45 +129,45 @@ def run_boxap(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    sub = parser.add_subparsers(dest='benchmark', required=True, metavar='BENCHMARK')
+    parser = ToolParser(description=__doc__.strip().splitlines()[0])
+    sub = parser.add_subparsers(dest='benchmark', required=True, metavar='BENCHMARK', parser_class=ToolParser)
 
     wider = sub.add_parser('widerface', help='WIDER FACE val AP (easy / medium / hard)')
     wider.add_argument('--pred', required=True, help='prediction folder: <event>/<image name>.txt')
-    wider.add_argument('--gt', required=True, help='folder with wider_face_val.mat and wider_*_val.mat')
+    wider.add_argument('--gt', required=True, type=existing_dir, help='folder with wider_face_val.mat and wider_*_val.mat')
     wider.add_argument('--mode', default='official', choices=widerface.MODES + ('both',),
                        help='official = MATLAB eval_tools (papers); python-port = the common Python port')
-    wider.add_argument('--plot', help='write the PR curves to this image file')
-    wider.add_argument('--curves', help='write the PR curve points to this JSON file')
+    wider.add_argument('--plot', type=output_file, help='write the PR curves to this image file')
+    wider.add_argument('--curves', type=output_file, help='write the PR curve points to this JSON file')
     wider.set_defaults(run=run_widerface)
 
     coco = sub.add_parser('coco', help='COCO-style AP@[.5:.95] on WIDER FACE val (WIDER Challenge)')
     coco.add_argument('--pred', required=True, help='prediction folder: <event>/<image name>.txt')
-    coco.add_argument('--gt', required=True, help='folder with wider_face_val.mat and wider_*_val.mat')
+    coco.add_argument('--gt', required=True, type=existing_dir, help='folder with wider_face_val.mat and wider_*_val.mat')
     coco.add_argument('--setting', default='hard', choices=widerface.SETTINGS,
                       help='faces counted; the others are ignored')
     coco.set_defaults(run=run_coco)
 
     roc = sub.add_parser('fddb', help='FDDB discrete and continuous ROC')
     roc.add_argument('--pred', required=True, help='detection file, or folder of *.txt detection files')
-    roc.add_argument('--folds', required=True, help='folder of FDDB-fold-NN-ellipseList.txt')
+    roc.add_argument('--folds', required=True, type=existing_dir, help='folder of FDDB-fold-NN-ellipseList.txt')
     size = roc.add_mutually_exclusive_group(required=True)
     size.add_argument('--sizes', help='image sizes: JSON {path: [w, h]} or "path w h" lines')
-    size.add_argument('--images', help='folder of the FDDB images (<path>.jpg), to read their sizes')
+    size.add_argument('--images', type=existing_dir, help='folder of the FDDB images (<path>.jpg), to read their sizes')
     roc.add_argument('--ellipses', action='store_true', help='detections are ellipses, not rectangles')
     conv = roc.add_mutually_exclusive_group()
-    conv.add_argument('--box-to-ellipse', type=float, metavar='F', help='score boxes as upright ellipses, '
+    conv.add_argument('--box-to-ellipse', type=positive_float, metavar='F', help='score boxes as upright ellipses, '
                       'height stretched by F upward')
-    conv.add_argument('--stretch', type=float, metavar='F', help='stretch box heights by F upward')
-    roc.add_argument('--fp-budget', type=int, default=fddb.FP_BUDGET, help='report the TPR at this many FP')
-    roc.add_argument('--plot', help='write the ROC plot to this image file')
+    conv.add_argument('--stretch', type=positive_float, metavar='F', help='stretch box heights by F upward')
+    roc.add_argument('--fp-budget', type=positive_int, default=fddb.FP_BUDGET, help='report the TPR at this many FP')
+    roc.add_argument('--plot', type=output_file, help='write the ROC plot to this image file')
     roc.set_defaults(run=run_fddb)
 
     ap = sub.add_parser('boxap', help='VOC AP for plain box lists (AFW, PASCAL Face)')
     ap.add_argument('--gt', required=True, help='lines "image_id x1 y1 x2 y2 [ignore]"')
     ap.add_argument('--det', required=True, help='lines "image_id score x1 y1 x2 y2"')
-    ap.add_argument('--iou', type=float, default=0.5)
-    ap.add_argument('--plot', help='write the PR curve to this image file')
+    ap.add_argument('--iou', type=probability, default=0.5)
+    ap.add_argument('--plot', type=output_file, help='write the PR curve to this image file')
     ap.set_defaults(run=run_boxap)
     return parser
 
@@ -176,4 +178,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))
