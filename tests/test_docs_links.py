@@ -153,3 +153,9 @@ def test_docs_paths_are_read_from_code(tmp_path):
     code.write_text('"""See docs/method.md and docs/figures/x.png.\n'
                     'Not https://example.org/docs/a.md nor my_docs/b.md."""\n')
     assert list(named_docs_paths(code)) == [(1, 'docs/method.md'), (1, 'docs/figures/x.png')]
+
+
+def test_readme_is_a_front_page():
+    """The README stays a front page: at most 160 lines, the details live in docs/."""
+    lines = (REPO_ROOT / 'README.md').read_text(encoding='utf-8').splitlines()
+    assert len(lines) <= 160, 'README.md has {} lines; move details to docs/'.format(len(lines))
