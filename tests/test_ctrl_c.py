@@ -98,3 +98,32 @@ def test_worker_set_up_run_in_a_tool_keeps_ctrl_c():
     before = signals.getsignal(signals.SIGINT)
     init_worker(0)
     assert signals.getsignal(signals.SIGINT) is before is not signals.SIG_IGN
+
+
+def _sleep_in_child(seconds):
+    import time
+    time.sleep(seconds)
+
+
+def test_a_child_forked_inside_the_stop_block_leaves_ctrl_c_to_its_parent(capfd):
+    """A data worker forked while the trainer's handler is installed inherits it
+    until it sets its own: a SIGINT reaching it in that window must not raise in
+    the worker (a traceback per worker), and SIGTERM must still end it."""
+    import multiprocessing
+
+    from ppdet_hambox.engine.interrupt import TrainingInterrupted, stop_on_signals
+
+    with stop_on_signals(lambda signum: TrainingInterrupted(signum, 0, None)):
+        child = multiprocessing.get_context('fork').Process(target=_sleep_in_child, args=(30,))
+        child.start()
+        try:
+            os.kill(child.pid, signal.SIGINT)
+            child.join(1.0)
+            assert child.is_alive(), 'SIGINT ended the forked child: the inherited handler raised in it'
+            os.kill(child.pid, signal.SIGTERM)
+            child.join(10)
+            assert child.exitcode == -signal.SIGTERM
+        finally:
+            if child.is_alive():
+                child.kill()
+    assert 'Traceback' not in capfd.readouterr().err

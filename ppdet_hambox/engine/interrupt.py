@@ -10,8 +10,15 @@ one stays as it was) and raises ``TrainingInterrupted``. That is a
 does not catch it exits quietly with the conventional status. A signal
 ignored when the block starts (``nohup``) stays ignored; outside the main
 thread nothing is installed (Python delivers signals to the main thread only).
+
+A process forked inside the block (a data worker) inherits the handler until
+it installs its own; there the handler does not raise: SIGINT is left to the
+training process, which stops its workers, and SIGTERM ends the child as it
+would by default. A signal to the whole process group (Ctrl-C in a terminal)
+then gives one line, whenever it comes.
 """
 import contextlib
+import os
 import signal
 import threading
 
@@ -42,8 +49,14 @@ class _Stop(BaseException):
         self.signum = signum
 
 
-def _raise_stop(signum, frame):
-    raise _Stop(signum)
+def _stop_handler(owner_pid):
+    def handle(signum, frame):
+        if os.getpid() == owner_pid:
+            raise _Stop(signum)
+        if signum != signal.SIGINT:   # a forked child: SIGTERM ends it, SIGINT is the owner's
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+    return handle
 
 
 @contextlib.contextmanager
@@ -54,9 +67,10 @@ def stop_on_signals(make_error):
         yield
         return
     previous = {}
+    handler = _stop_handler(os.getpid())
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) is not signal.SIG_IGN:
-            previous[sig] = signal.signal(sig, _raise_stop)
+            previous[sig] = signal.signal(sig, handler)
 
     def restore():
         for sig, handler in previous.items():
