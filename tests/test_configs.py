@@ -65,6 +65,9 @@ def test_row_config_builds_and_trains_one_step(name):
     model, _ = _one_step(cfg)
     assert type(model.assigner).__name__ == ROWS[name][0]
     assert model.anchor_generator.ratio == ROWS[name][1]
+    # RetinaNet's box coding reaches the built model: unit weights, beta 1/9
+    assert model.box_coder.weights == [1.0, 1.0, 1.0, 1.0]
+    assert model.loss.smooth_l1_beta == pytest.approx(1 / 9, rel=1e-6)
 
 
 def test_full_config_at_full_width_trains_one_step_and_evaluates():
@@ -94,6 +97,16 @@ def test_table2_grid_is_a_pair_of_overrides():
     assert (assigner.K, assigner.T) == (5, 0.7)
 
 
+def test_s3fd_box_coding_is_three_overrides():
+    """The other consistent box coding (docs/detector.md), on the full model."""
+    cfg = load_config(str(CONFIG_DIR / 'hambox' / FULL),
+                      NO_WEIGHTS + NARROW + ['BoxCoder.weights=[10.0,10.0,5.0,5.0]', 'HAMBoxLoss.smooth_l1_beta=1.0',
+                                             'PyramidAnchorLoss.smooth_l1_beta=1.0'])
+    model, _ = _one_step(cfg)
+    assert model.box_coder.weights == [10.0, 10.0, 5.0, 5.0]
+    assert model.loss.smooth_l1_beta == 1.0 and model.pa_loss.smooth_l1_beta == 1.0
+
+
 def test_demo_config_builds_the_small_cpu_model():
     cfg = load_config(str(CONFIG_DIR / 'demo' / 'hambox_demo.yml'))
     model, out = _one_step(cfg)
@@ -104,3 +117,6 @@ def test_demo_config_builds_the_small_cpu_model():
     assert (cfg.LFPN.upsample, cfg.use_ema, cfg.ema_decay) == ('bilinear', True, 0.99)
     assert type(model.assigner).__name__ == 'HAMBoxAssigner' and model.loss.use_ral
     assert cfg.TrainDataset.dataset_dir == 'dataset/demo'
+    # the box coding the demo's numbers were measured with (not the paper configs')
+    assert model.box_coder.weights == [10.0, 10.0, 5.0, 5.0]
+    assert model.loss.smooth_l1_beta == pytest.approx(1 / 9, rel=1e-6)

@@ -44,12 +44,17 @@ COMMON = {
     'HAMBoxHead.prior_prob': 0.01,            # RetinaNet's focal-loss prior
     'AnchorGenerator.sizes': [16, 32, 64, 128, 256, 512],
     'AnchorGenerator.strides': [4, 8, 16, 32, 64, 128],
-    'BoxCoder.weights': [10.0, 10.0, 5.0, 5.0],
-    # Loss (paper 3.3; docs/method.md): sigmoid focal loss alpha 0.25 gamma 2,
-    # smooth L1 beta 1/9.
+    # Box coding, a project decision (docs/method.md, docs/detector.md
+    # "Conventions the paper leaves open"): RetinaNet's pair, as Detectron's
+    # RetinaNet (unit weights, smooth-L1 beta 0.11 ~ 1/9), not S3FD /
+    # PyramidBox's weights 10, 10, 5, 5 (variance 0.1 / 0.2) with beta 1, and
+    # never a mix of the two; the pyramid-anchor loss uses the same coder.
+    'BoxCoder.weights': [1.0, 1.0, 1.0, 1.0],
+    'HAMBoxLoss.smooth_l1_beta': 1.0 / 9.0,
+    'PyramidAnchorLoss.smooth_l1_beta': 1.0 / 9.0,
+    # Loss (paper 3.3; docs/method.md): sigmoid focal loss alpha 0.25 gamma 2.
     'HAMBoxLoss.alpha': 0.25,
     'HAMBoxLoss.gamma': 2.0,
-    'HAMBoxLoss.smooth_l1_beta': 1.0 / 9.0,
     'HAMBoxLoss.loss_box_weight': 1.0,
     # eq. 1 and 2 as written: the ignore rule on, no cap on the compensated terms
     'HAMBoxLoss.ral_ignore': True,
