@@ -100,6 +100,7 @@ def bad_values(kind, tmp_path):
     return {
         'positive_int': ['0', '-3', 'x', '1.5'],
         'nonneg_int': ['-1', 'x'],
+        'random_seed': ['-1', str(2 ** 32), 'x'],
         'probability': ['nan', '7', '-0.1', 'inf'],
         'positive_float': ['0', '-1', 'nan'],
         'port': ['0', '99999', '-1'],

@@ -122,6 +122,9 @@ def test_create_injects_shared_and_subcomponents(configs):
     ('WsToyModel.ops=[{WsToyPrat: {}}]', ["WsToyModel.ops[0] names unknown component", "'WsToyPart'"]),
     ('WsToyModel.ops=[{WsToyPart: {ratoi: 1}}]', ['WsToyModel.ops[0].ratoi', "'ratio'"]),
     ('WsToyModel.flag=3', ['WsToyModel.flag should be bool']),
+    ('WsToyModel.depth=null', ['WsToyModel.depth should be int', 'None']),
+    ('seed=-1', ['seed must be in [0, 4294967295]']),
+    ('max_iters=null', ['max_iters should be int, got None']),
 ])
 def test_bad_keys_are_rejected_with_path_and_close_matches(configs, override, expected):
     child, _ = configs
@@ -150,6 +153,26 @@ def test_missing_file_loop_and_bad_yaml(tmp_path):
         load_config(str(broken))
     with pytest.raises(ConfigError, match='not of the form key=value'):
         parse_overrides(['novalue'])
+    binary = tmp_path / 'binary.yml'
+    binary.write_bytes(b'\x89PNG\x00garbage')
+    with pytest.raises(ConfigError, match='binary.yml: not a text file'):
+        load_config(str(binary))
+    for bases in ('5', '[a.yml, [b.yml]]', '{a: b}'):
+        odd = write(tmp_path / 'odd_base.yml', '_BASE_: {}\n'.format(bases))
+        with pytest.raises(ConfigError, match='odd_base.yml: _BASE_ must be a file name or a list'):
+            load_config(str(odd))
+
+
+def test_a_key_the_config_does_not_set_is_a_config_error(tmp_path):
+    empty = write(tmp_path / 'empty.yml', '')
+    cfg = load_config(str(empty))
+    with pytest.raises(ConfigError, match=r'empty\.yml: no architecture key \(set it in the config or with '
+                                          r'-o architecture=\.\.\.\)'):
+        cfg['architecture']
+    assert getattr(cfg, 'architecture', None) is None and cfg.get('architecture') is None
+    section = load_config(str(write(tmp_path / 'part.yml', 'WsToyPart: {ratio: 0.5}\n')))['WsToyPart']
+    with pytest.raises(ConfigError, match='part.yml: no WsToyPart.sizes key'):
+        section['sizes']
 
 
 def test_unknown_component_in_create():

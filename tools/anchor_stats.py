@@ -27,7 +27,7 @@ from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
-from ppdet_hambox.utils.cli import (ToolParser, existing_dir, existing_file, nonneg_int,  # noqa: E402
+from ppdet_hambox.utils.cli import (ToolParser, existing_dir, existing_file, random_seed,  # noqa: E402
                                     output_file, positive_int, probability)
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
@@ -70,7 +70,7 @@ def build_parser():
     train.add_argument('--config', default=DEFAULT_CONFIG,
                        help='config whose TrainReader.sample_transforms are applied (default %(default)s)')
     train.add_argument('--epochs', type=positive_int, default=3, help='passes over the annotations (default 3)')
-    train.add_argument('--seed', type=nonneg_int, help='sample seed (default: the TrainReader seed)')
+    train.add_argument('--seed', type=random_seed, help='sample seed (default: the TrainReader seed)')
     train.add_argument('--image-dir', type=existing_dir, help='WIDER_train/images: read true image sizes from the '
                                            'file headers (default: estimate them, see --assumed-size)')
     train.add_argument('--assumed-size', type=parse_size, default=DEFAULT_ASSUMED_SIZE,

@@ -20,7 +20,7 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import run_demo  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, nonneg_int, output_dir  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, random_seed, output_dir  # noqa: E402
 
 
 def default_photos_dir():
@@ -36,7 +36,7 @@ def main(argv=None):
     parser.add_argument('--output_dir', default='output/demo', type=output_dir)
     parser.add_argument('--photos', default=default_photos_dir(),
                         help='folder of real photographs to draw detections on (skipped if absent)')
-    parser.add_argument('--seed', type=nonneg_int, default=0, help='demo dataset seed')
+    parser.add_argument('--seed', type=random_seed, default=0, help='demo dataset seed')
     args = parser.parse_args(argv)
     setup_logger(None)
     report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,

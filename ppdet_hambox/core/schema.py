@@ -42,6 +42,7 @@ COUNT = Range(1)            # how many: at least one
 NON_NEGATIVE = Range(0)     # a count where 0 means none (or all, where the key says so)
 PROBABILITY = Range(0.0, 1.0)
 POSITIVE = Range(0.0, open_low=True)
+SEED = Range(0, 2 ** 32 - 1)  # numpy's legacy seeding takes no more
 
 GLOBAL_KEYS = {
     # what to build
@@ -82,6 +83,8 @@ GLOBAL_RANGES = {
     'max_iters': COUNT,
     'log_iter': COUNT,
     'snapshot_iter': COUNT,
+    'seed': SEED,
+    'peer_timeout': Range(0),           # seconds; 0: no watchdog
     'keep_checkpoints': NON_NEGATIVE,   # 0 keeps every checkpoint
     'ema_decay': Range(0.0, 1.0, open_low=True),
     'clip_grad_norm': POSITIVE,
