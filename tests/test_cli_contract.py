@@ -187,3 +187,34 @@ def test_parser_errors_name_the_flag_in_one_line():
             parser.parse_args(argv)
         assert stop.value.code == 2
         assert err.getvalue().count('\n') == 1 and err.getvalue().startswith(expected), err.getvalue()
+
+
+def test_every_numeric_config_value_has_a_declared_range():
+    """As with flags: a number a component takes from a config has a range
+    (``__ranges__``), and its default lies in it."""
+    from ppdet_hambox.core import workspace
+    workspace._ensure_components_loaded()
+    missing = []
+    for name, spec in sorted(workspace._REGISTRY.items()):
+        if not spec.cls.__module__.startswith('ppdet_hambox.'):
+            continue  # a test's own toy component
+        for param, default in spec.params.items():
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if param not in spec.ranges:
+                    missing.append('{}.{}'.format(name, param))
+                else:
+                    assert spec.ranges[param].check(default) is None, (name, param, default)
+    assert not missing, 'numeric config values without a declared range: {}'.format(', '.join(missing))
+
+
+@pytest.mark.parametrize('override, expected', [
+    ('RandomFlip.prob=7', 'RandomFlip.prob must be in [0.0, 1.0], got 7'),
+    ('LearningRate.base_lr=-1', 'LearningRate.base_lr must be > 0.0, got -1'),
+    ('HAMBoxHead.num_convs=-1', 'HAMBoxHead.num_convs must be >= 0, got -1'),
+    ('TrainReader.seed=-1', 'TrainReader.seed must be in [0, 4294967295], got -1'),
+])
+def test_a_component_value_out_of_range_is_refused_at_load(override, expected):
+    from ppdet_hambox.core.workspace import ConfigError, load_config
+    with pytest.raises(ConfigError) as err:
+        load_config(str(REPO_ROOT / 'configs' / 'demo' / 'hambox_demo.yml'), [override])
+    assert str(err.value) == '-o override: ' + expected

@@ -22,7 +22,7 @@ import os
 
 import yaml
 
-from ppdet_hambox.core.errors import ConfigError
+from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.schema import GLOBAL_KEYS, GLOBAL_RANGES
 
 __all__ = [
@@ -442,7 +442,7 @@ def _build(spec, section, cfg, in_shape=None):
         args[IN_SHAPE] = list(in_shape)
     try:
         return spec.cls(**_plain(args))
-    except ConfigError:
+    except UserError:
         raise
     except ValueError as err:  # a constructor refusing its config values (they are all it was given)
         raise ConfigError('{}: {}'.format(_source_of(cfg, spec.name), err)) from None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import paddle
 
+from ppdet_hambox.core.schema import Range
 from ppdet_hambox.core.errors import UserError, run_tool
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.utils.cli import ToolParser, existing_file
@@ -267,6 +268,7 @@ class WIDERFaceDataset(paddle.io.Dataset):
     annotation is parsed on first use, so building a config does not need
     the data. ``sample_num > 0`` keeps only the first images.
     """
+    __ranges__ = {'sample_num': Range(-1)}
 
     def __init__(self, dataset_dir='dataset/wider_face', image_dir='WIDER_train/images',
                  anno_path='wider_face_split/wider_face_train_bbx_gt.txt', keep_invalid=False,
