@@ -24,7 +24,7 @@ from ppdet_hambox.jobs.ablation import ROWS, format_table, run_row  # noqa: E402
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import ensure_dataset  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, random_seed, output_dir, output_file, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, output_dir, output_file, positive_int, random_seed  # noqa: E402
 from ppdet_hambox.utils.safe_write import write_json, write_text  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml')

@@ -19,7 +19,7 @@ quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.data import IMAGE_EXTENSIONS  # noqa: E402
 from ppdet_hambox.data.benchmark import find_photos, run  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, existing_dir, random_seed, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_dir, positive_int, random_seed  # noqa: E402
 
 
 def check_data_dir(data_dir):

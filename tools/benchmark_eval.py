@@ -29,7 +29,7 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.metrics import widerface as W  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, random_seed, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, positive_int, random_seed  # noqa: E402
 
 
 def synthetic_predictions(gt, total_boxes, seed):

@@ -20,7 +20,7 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import run_demo  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, random_seed, output_dir  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, output_dir, random_seed  # noqa: E402
 
 
 def default_photos_dir():

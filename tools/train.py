@@ -22,7 +22,7 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, random_seed, output_dir  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, output_dir, random_seed  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
 from ppdet_hambox.engine.peer_watchdog import (EXIT_LOST_PEER, is_communication_error,  # noqa: E402
                                                lost_peer_message)

@@ -63,7 +63,7 @@ from ppdet_hambox.data.source import demo_render
 from ppdet_hambox.data.source.widerface_writer import (ATTRIBUTES, SETTINGS, ImageAnnotation,
                                                        write_bbx_gt, write_ground_truth)
 from ppdet_hambox.core.errors import UserError, run_tool
-from ppdet_hambox.utils.cli import ToolParser, random_seed, output_dir, positive_int
+from ppdet_hambox.utils.cli import ToolParser, output_dir, positive_int, random_seed
 from ppdet_hambox.utils.safe_write import write_image
 
 # Event folders named as in the official zips, with the image kinds they hold.
