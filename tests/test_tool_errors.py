@@ -164,3 +164,16 @@ def test_every_tool_prints_its_help(capsys, script):
     assert stop.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith('usage: ') and '-h, --help' in out
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(capsys):
+    """Sizes the machine cannot hold end like a full disk: one line, exit 2 (run_tool and run_cli)."""
+    import numpy as np
+    deploy_io = load_script(REPO_ROOT / 'deploy' / 'python' / 'deploy_io.py')
+
+    def greedy(argv):
+        return np.zeros((1 << 20, 1 << 20), np.float32)  # 4 TiB: numpy refuses before touching memory
+    for runner in (run_tool, deploy_io.run_cli):
+        assert runner(greedy, []) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith('error: out of memory') and len(err.splitlines()) == 1 and 'Traceback' not in err

@@ -3,9 +3,10 @@
 A ``UserError`` is a file, key, flag or value that cannot be used; its
 message names it. Tools run their ``main`` through ``run_tool``: a user error
 becomes one line on stderr and exit status 2, anything else keeps its
-traceback (a traceback means a bug). Two more things are not bugs and get
+traceback (a traceback means a bug). Three more things are not bugs and get
 one line too: the machine refusing a file (a full disk, a read-only folder,
-a path that is a file; exit 2) and Ctrl-C (exit 130, as a shell reports it).
+a path that is a file; exit 2), running out of memory for the sizes asked
+(exit 2) and Ctrl-C (exit 130, as a shell reports it).
 """
 import errno
 import sys
@@ -49,6 +50,10 @@ def run_tool(main, argv=None):
         where = err.filename if err.filename is not None else ''
         print('error: {}{}'.format('{}: '.format(where) if where else '', one_line(err.strerror or err)),
               file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError as err:  # sizes the machine cannot hold (a huge batch, image or count), like a full disk
+        print('error: out of memory{}; use smaller sizes (batch, images, counts)'.format(
+            ': {}'.format(one_line(err)) if str(err) else ''), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print('stopped: interrupted by Ctrl-C (SIGINT); files being written were left out', file=sys.stderr)
