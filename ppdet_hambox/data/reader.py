@@ -40,8 +40,6 @@ from paddle.io import DataLoader, DistributedBatchSampler
 from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, SEED
 from ppdet_hambox.core.workspace import build_component_list, register
 from ppdet_hambox.data.pipeline import Collate, TransformedDataset
-from ppdet_hambox.data.transform.decode import Decode
-from ppdet_hambox.data.transform.normalize import Permute
 from ppdet_hambox.utils.process import die_with_parent
 
 __all__ = ['EpochBatchSampler', 'TrainReader', 'EvalReader', 'TestReader', 'init_worker']
@@ -143,12 +141,6 @@ class TrainReader(_Reader):
                  drop_last=True, num_workers=2, use_shared_memory=True, seed=0):
         super().__init__(sample_transforms, batch_transforms, batch_size, shuffle, drop_last,
                          num_workers, use_shared_memory, seed)
-        ops = self.sample_transforms
-        if not (ops and isinstance(ops[0], Decode) and any(isinstance(op, Permute) for op in ops)):
-            # the dataset gives file names and the model takes CHW images: without both, the
-            # first training step would fail far from the config
-            raise ValueError('TrainReader.sample_transforms must start with Decode and include Permute, got '
-                             '{}'.format([type(op).__name__ for op in ops]))
 
 
 @register
