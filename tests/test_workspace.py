@@ -197,3 +197,15 @@ def test_new_component_is_one_file(tmp_path, monkeypatch):
     assert 'WsPluginNeck' in registered()
     assert create('WsPluginNeck', {'WsPluginNeck': {'channels': 4}}).channels == 4
     sys.modules.pop('ws_plugin_pkg.sub.my_neck', None)
+
+
+def test_a_section_naming_another_component_replaces_the_old_one(tmp_path):
+    base = write(tmp_path / 'base.yml', 'EvalDataset: {name: WIDERFaceDataset, anno_path: a.txt, '
+                                        'dataset_dir: d}\n')
+    child = write(tmp_path / 'child.yml', '_BASE_: base.yml\nEvalDataset: {dataset_dir: e}\n')
+    assert dict(load_config(str(child))['EvalDataset']) == {'name': 'WIDERFaceDataset', 'anno_path': 'a.txt',
+                                                             'dataset_dir': 'e'}
+    cfg = load_config(str(child), ['EvalDataset={name: ImageFolder, dataset_dir: f, image_dir: g}'])
+    assert dict(cfg['EvalDataset']) == {'name': 'ImageFolder', 'dataset_dir': 'f', 'image_dir': 'g'}
+    with pytest.raises(ConfigError, match='is a folder, not a config file'):
+        load_config(str(tmp_path))

@@ -135,10 +135,13 @@ def _source_of(cfg, path=None):
 
 
 def _deep_merge(base, update):
-    """Dicts merge key by key, everything else (lists included) is replaced."""
+    """Dicts merge key by key, everything else (lists included) is replaced;
+    so is a dict naming another component (``name``): the keys of the old
+    component would not fit the new one."""
     out = copy.copy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if (isinstance(value, dict) and isinstance(out.get(key), dict)
+                and value.get('name', out[key].get('name')) == out[key].get('name')):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value
@@ -157,6 +160,8 @@ def _to_attrdict(obj, source=None, path=''):
 
 
 def _read_yaml(path):
+    if os.path.isdir(path):
+        raise ConfigError('{} is a folder, not a config file'.format(path))
     if not os.path.isfile(path):
         raise ConfigError('config file not found: {}'.format(path))
     with open(path, encoding='utf-8') as f:
