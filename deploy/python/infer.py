@@ -543,7 +543,8 @@ def run_video(detector, path, args, threshold):
     tmp = os.path.join(args.output_dir, '.{}.tmp.mp4'.format(os.path.basename(out_path)))
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
     if not writer.isOpened():
-        raise DeployError('cannot write {}: OpenCV cannot open an mp4 writer there'.format(out_path))
+        raise DeployError('cannot write {}: OpenCV cannot open an mp4 writer for {}x{} frames at {:g} fps'.format(
+            out_path, width, height, fps))
     records, frame_index = [], 0
     while True:
         ok, frame = capture.read()
