@@ -125,6 +125,9 @@ def test_create_injects_shared_and_subcomponents(configs):
     ('WsToyModel.depth=null', ['WsToyModel.depth should be int', 'None']),
     ('seed=-1', ['seed must be in [0, 4294967295]']),
     ('max_iters=null', ['max_iters should be int, got None']),
+    ('ema_decay=1.0', ['ema_decay must be in (0.0, 1.0), got 1.0']),
+    ('draw_threshold=abc', ["draw_threshold should be int or float, got 'abc'"]),
+    ('weights=5', ['weights should be str or null, got 5']),
 ])
 def test_bad_keys_are_rejected_with_path_and_close_matches(configs, override, expected):
     child, _ = configs

@@ -360,8 +360,9 @@ def validate_config(cfg):
             if expected == 'component':
                 _validate_inject_value(value, key, cfg)
             elif not isinstance(value, expected):
+                names = [t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))]
                 raise _fail(cfg, key, '{} should be {}, got {!r}'.format(
-                    key, getattr(expected, '__name__', expected), value))
+                    key, ' or '.join(n if n != 'NoneType' else 'null' for n in names), value))
             elif key in GLOBAL_RANGES:
                 _check_range(GLOBAL_RANGES[key], value, key, cfg)
         else:

@@ -63,7 +63,7 @@ class HAMBoxHead(nn.Layer):
     """
     __ranges__ = {
         'feat_channels': COUNT, 'num_convs': NON_NEGATIVE, 'pa_branches': COUNT,
-        'prior_prob': Range(0.0, 1.0, open_low=True), 'init_std': POSITIVE
+        'prior_prob': Range(0.0, 1.0, open_low=True, open_high=True), 'init_std': POSITIVE
     }
 
     def __init__(self, in_shape, feat_channels=256, num_convs=1, use_ssh=False, share_context=False,
