@@ -203,8 +203,8 @@ def test_new_component_is_one_file(tmp_path, monkeypatch):
 
 
 def test_a_section_naming_another_component_replaces_the_old_one(tmp_path):
-    base = write(tmp_path / 'base.yml', 'EvalDataset: {name: WIDERFaceDataset, anno_path: a.txt, '
-                                        'dataset_dir: d}\n')
+    write(tmp_path / 'base.yml', 'EvalDataset: {name: WIDERFaceDataset, anno_path: a.txt, '
+                                  'dataset_dir: d}\n')
     child = write(tmp_path / 'child.yml', '_BASE_: base.yml\nEvalDataset: {dataset_dir: e}\n')
     assert dict(load_config(str(child))['EvalDataset']) == {'name': 'WIDERFaceDataset', 'anno_path': 'a.txt',
                                                              'dataset_dir': 'e'}

@@ -55,7 +55,8 @@ class HAMBoxLoss:
     Both act on the RAL loss only (``use_ral: true``).
     """
     __ranges__ = {
-        'alpha': PROBABILITY, 'gamma': NON_NEGATIVE, 'smooth_l1_beta': Range(0.0, open_low=True), 'loss_box_weight': NON_NEGATIVE
+        'alpha': PROBABILITY, 'gamma': NON_NEGATIVE, 'smooth_l1_beta': Range(0.0, open_low=True),
+        'loss_box_weight': NON_NEGATIVE
     }
 
     def __init__(self, use_ral=True, alpha=0.25, gamma=2.0, smooth_l1_beta=1.0 / 9, loss_box_weight=1.0,
