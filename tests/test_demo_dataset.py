@@ -325,7 +325,7 @@ def test_refuses_to_overwrite_other_data(tmp_path):
 def test_bad_size_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         demo.main(['--out', str(tmp_path), '--size', '20x320'])
-    assert 'at least 64' in capsys.readouterr().err
+    assert 'at least {}'.format(demo.MIN_SIDE) in capsys.readouterr().err
     with pytest.raises(ValueError, match='WxH'):
         demo.parse_size('320')
 
@@ -334,3 +334,11 @@ def test_missing_scikit_image_names_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, 'skimage', None)
     with pytest.raises(ImportError, match='pip install scikit-image'):
         demo_render.load_assets()
+
+
+def test_every_accepted_size_can_be_planned():
+    """The smallest size --size accepts fits every kind of image (64 px did not fit a portrait)."""
+    side = demo.MIN_SIDE
+    for seed in range(10):
+        for size in ((side, side), (side, 400), (400, side)):
+            assert len(demo.plan_split(seed, 'train', 20, size)) == 20

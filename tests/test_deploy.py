@@ -121,3 +121,12 @@ def test_image_without_detections():
         dets = deploy.Detector(str(no_detection_export()), enable_mkldnn=mkldnn).predict(image)
         assert dets.shape == (0, 5) and dets.dtype == np.float32
     assert len(deploy.Detector(str(exported_model_dir())).predict(image)) > 0
+
+
+def test_image_dir_walk_names_the_files_it_ignores(tmp_path, capsys):
+    deploy = load_deploy()
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / 'movie.gif').write_bytes(b'GIF89a')
+    assert deploy.list_images(None, str(tmp_path)) == [(str(tmp_path / 'a.png'), 'a.png')]
+    err = capsys.readouterr().err
+    assert err.startswith('warning: --image_dir ') and 'ignored 1 file(s)' in err and 'movie.gif' in err

@@ -66,3 +66,16 @@ def test_infer_tool_draws_and_saves_json(tmp_path):
             drawn_any = True
             assert np.abs(drawn.astype(int) - original).max() > 100, 'boxes must be drawn'
     assert drawn_any, 'the tiny model must detect something above the threshold'
+
+
+def test_a_folder_walk_names_the_files_it_ignores(tmp_path, caplog):
+    """A file without an image extension in --infer_dir is not read, and the log says so."""
+    from ppdet_hambox.evaluation.inference import list_images
+    (tmp_path / 'sub').mkdir()
+    cv2.imwrite(str(tmp_path / 'sub' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / 'movie.gif').write_bytes(b'GIF89a')
+    (tmp_path / 'sub' / 'up').symlink_to(tmp_path)  # a loop is not followed
+    with caplog.at_level('WARNING'):
+        images = list_images(infer_dir=str(tmp_path))
+    assert images == [(str(tmp_path / 'sub' / 'a.png'), 'sub/a.png')]
+    assert 'ignored 1 file(s) without an image extension' in caplog.text and 'movie.gif' in caplog.text

@@ -574,3 +574,14 @@ def test_sigterm_answers_503_past_the_drain_timeout(tmp_path):
     assert cut and len(answers) == 4
     for response in cut:
         assert_error(response, 503, 'stopping')
+
+
+@pytest.mark.parametrize('url', ['http://127.0.0.1:99999/predict', 'http://127.0.0.1:0/predict',
+                                 'http://127.0.0.1:x/predict'])
+def test_loadtest_url_with_a_bad_port_is_one_line(url, tmp_path):
+    image = tmp_path / 'a.png'
+    image.write_bytes(b'x')
+    result = subprocess.run([sys.executable, str(LOADTEST), '--url', url, '--image', str(image)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith('error: --url ') and 'Traceback' not in result.stderr
+    assert 'between 1 and 65535' in result.stderr and len(result.stderr.splitlines()) == 1

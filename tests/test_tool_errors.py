@@ -164,3 +164,37 @@ def test_every_tool_prints_its_help(capsys, script):
     assert stop.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith('usage: ') and '-h, --help' in out
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(capsys):
+    """Sizes the machine cannot hold end like a full disk: one line, exit 2 (run_tool and run_cli)."""
+    import numpy as np
+    deploy_io = load_script(REPO_ROOT / 'deploy' / 'python' / 'deploy_io.py')
+
+    def greedy(argv):
+        return np.zeros((1 << 20, 1 << 20), np.float32)  # 4 TiB: numpy refuses before touching memory
+    for runner in (run_tool, deploy_io.run_cli):
+        assert runner(greedy, []) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith('error: out of memory') and len(err.splitlines()) == 1 and 'Traceback' not in err
+
+
+def test_an_error_raised_while_stopping_is_the_stop_line(capsys):
+    """SIGTERM to the process group also ends the data workers; Paddle then raises
+    a SystemError while the trainer is stopping: one stopped: line and 128 + signum."""
+    class Stop(BaseException):
+        signum = 15
+
+    def stopping(argv):
+        try:
+            raise Stop()
+        except Stop:
+            raise SystemError('(Fatal) DataLoader process (pid 1) exited is killed by signal: Terminated.')
+    assert run_tool(stopping, []) == 143
+    err = capsys.readouterr().err
+    assert err == 'stopped: interrupted by SIGTERM; files being written were left out\n'
+
+    def plain_bug(argv):
+        raise SystemError('a bug')
+    with pytest.raises(SystemError):
+        run_tool(plain_bug, [])

@@ -10,7 +10,7 @@ import paddle.nn as nn
 import pytest
 
 from ppdet_hambox.core.errors import EXIT_USER_ERROR, run_tool
-from ppdet_hambox.core.workspace import load_config, register
+from ppdet_hambox.core.workspace import ConfigError, load_config, register
 from ppdet_hambox.data.image_io import ImageReadError
 from ppdet_hambox.data.unreadable import UnreadableDataError
 from ppdet_hambox.engine.callbacks import Callback
@@ -336,3 +336,25 @@ def test_demo_model_resumes_exactly_with_random_augmentation_and_workers(demo_co
         best = json.load(f)
     assert best['metric'] == 'hard' and best['value'] == max(r['hard'] for r in evals)
     assert os.path.isfile(os.path.join(full.save_dir, 'best_model.pdparams'))
+
+
+def test_resuming_is_exact_or_refused(config_file, tmp_path):
+    """A checkpoint past max_iters, or of another model, is a CheckpointError before anything is loaded."""
+    from ppdet_hambox.utils.checkpoint import CheckpointError
+    run(config_file, tmp_path / 'a', ['max_iters=3'])
+    checkpoint = os.path.join(str(tmp_path / 'a'), 'toy', 'iter_0000003.pdckpt')
+    trainer = Trainer(load_config(config_file, ['save_dir={}'.format(tmp_path / 'b'), 'max_iters=2']))
+    with pytest.raises(CheckpointError, match='at iteration 3, past max_iters 2'):
+        trainer.resume(checkpoint)
+    trainer = Trainer(load_config(config_file, ['save_dir={}'.format(tmp_path / 'c')]))
+    trainer.raw_model.fc = nn.Linear(4, 5)
+    with pytest.raises(CheckpointError, match=r'written by another model \(2 tensor\(s\) differ, e.g. fc.weight '
+                                              r'\(checkpoint \[4, 4\], model \[4, 5\]\)'):
+        trainer.resume(checkpoint)
+
+
+def test_batches_without_an_image_name_the_pipeline(config_file, tmp_path):
+    trainer = Trainer(load_config(config_file, ['save_dir={}'.format(tmp_path)]))
+    with pytest.raises(ConfigError, match=r'toy\.yml: TrainReader\.sample_transforms give batches without an '
+                                          r'image \(keys: gt_bbox, im_id\); the list starts with Decode'):
+        trainer._forward({'gt_bbox': None, 'im_id': None})

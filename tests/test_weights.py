@@ -47,3 +47,9 @@ def test_nothing_fits_says_why(weights_file, tmp_path):
     garbage.write_bytes(b'not a paddle file')
     with pytest.raises(WeightsError, match='cannot read weights file .*garbage'):
         load_weights(other, str(garbage))
+
+
+def test_a_folder_given_as_weights_says_so(tmp_path):
+    from ppdet_hambox.utils.weights import resolve_weights_path
+    with pytest.raises(WeightsError, match='is a folder; give its .pdparams file'):
+        resolve_weights_path(str(tmp_path))

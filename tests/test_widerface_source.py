@@ -143,3 +143,19 @@ def test_image_folder(tmp_path):
         len(ImageFolder(dataset_dir=str(tmp_path), image_dir='missing'))
     with pytest.raises(FileNotFoundError, match='set_images'):
         len(ImageFolder())
+
+
+@pytest.mark.parametrize('content', [b'x\n', b'MATLAB 5.0 MAT-file' + b'\x00' * 20])
+def test_a_mat_file_that_is_not_one_names_the_file(tmp_path, content):
+    path = tmp_path / 'wider_face_val.mat'
+    path.write_bytes(content)
+    with pytest.raises(WiderAnnotationError, match='wider_face_val.mat.*cannot read as a MATLAB file'):
+        read_wider_mat(path)
+
+
+def test_a_mat_file_of_another_layout_names_the_file(tmp_path):
+    import scipy.io
+    path = tmp_path / 'wider_face_val.mat'
+    scipy.io.savemat(str(path), {'event_list': np.zeros((2, 3)), 'file_list': 1.0, 'face_bbx_list': 'x'})
+    with pytest.raises(WiderAnnotationError, match='wider_face_val.mat.*not laid out as wider_face_val.mat'):
+        read_wider_mat(path)

@@ -122,6 +122,12 @@ def test_create_injects_shared_and_subcomponents(configs):
     ('WsToyModel.ops=[{WsToyPrat: {}}]', ["WsToyModel.ops[0] names unknown component", "'WsToyPart'"]),
     ('WsToyModel.ops=[{WsToyPart: {ratoi: 1}}]', ['WsToyModel.ops[0].ratoi', "'ratio'"]),
     ('WsToyModel.flag=3', ['WsToyModel.flag should be bool']),
+    ('WsToyModel.depth=null', ['WsToyModel.depth should be int', 'None']),
+    ('seed=-1', ['seed must be in [0, 4294967295]']),
+    ('max_iters=null', ['max_iters should be int, got None']),
+    ('ema_decay=1.0', ['ema_decay must be in (0.0, 1.0), got 1.0']),
+    ('draw_threshold=abc', ["draw_threshold should be int or float, got 'abc'"]),
+    ('weights=5', ['weights should be str or null, got 5']),
 ])
 def test_bad_keys_are_rejected_with_path_and_close_matches(configs, override, expected):
     child, _ = configs
@@ -150,6 +156,26 @@ def test_missing_file_loop_and_bad_yaml(tmp_path):
         load_config(str(broken))
     with pytest.raises(ConfigError, match='not of the form key=value'):
         parse_overrides(['novalue'])
+    binary = tmp_path / 'binary.yml'
+    binary.write_bytes(b'\x89PNG\x00garbage')
+    with pytest.raises(ConfigError, match='binary.yml: not a text file'):
+        load_config(str(binary))
+    for bases in ('5', '[a.yml, [b.yml]]', '{a: b}'):
+        odd = write(tmp_path / 'odd_base.yml', '_BASE_: {}\n'.format(bases))
+        with pytest.raises(ConfigError, match='odd_base.yml: _BASE_ must be a file name or a list'):
+            load_config(str(odd))
+
+
+def test_a_key_the_config_does_not_set_is_a_config_error(tmp_path):
+    empty = write(tmp_path / 'empty.yml', '')
+    cfg = load_config(str(empty))
+    with pytest.raises(ConfigError, match=r'empty\.yml: no architecture key \(set it in the config or with '
+                                          r'-o architecture=\.\.\.\)'):
+        cfg['architecture']
+    assert getattr(cfg, 'architecture', None) is None and cfg.get('architecture') is None
+    section = load_config(str(write(tmp_path / 'part.yml', 'WsToyPart: {ratio: 0.5}\n')))['WsToyPart']
+    with pytest.raises(ConfigError, match='part.yml: no WsToyPart.sizes key'):
+        section['sizes']
 
 
 def test_unknown_component_in_create():
@@ -174,3 +200,15 @@ def test_new_component_is_one_file(tmp_path, monkeypatch):
     assert 'WsPluginNeck' in registered()
     assert create('WsPluginNeck', {'WsPluginNeck': {'channels': 4}}).channels == 4
     sys.modules.pop('ws_plugin_pkg.sub.my_neck', None)
+
+
+def test_a_section_naming_another_component_replaces_the_old_one(tmp_path):
+    write(tmp_path / 'base.yml', 'EvalDataset: {name: WIDERFaceDataset, anno_path: a.txt, '
+                                  'dataset_dir: d}\n')
+    child = write(tmp_path / 'child.yml', '_BASE_: base.yml\nEvalDataset: {dataset_dir: e}\n')
+    assert dict(load_config(str(child))['EvalDataset']) == {'name': 'WIDERFaceDataset', 'anno_path': 'a.txt',
+                                                             'dataset_dir': 'e'}
+    cfg = load_config(str(child), ['EvalDataset={name: ImageFolder, dataset_dir: f, image_dir: g}'])
+    assert dict(cfg['EvalDataset']) == {'name': 'ImageFolder', 'dataset_dir': 'f', 'image_dir': 'g'}
+    with pytest.raises(ConfigError, match='is a folder, not a config file'):
+        load_config(str(tmp_path))

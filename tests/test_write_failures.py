@@ -316,3 +316,16 @@ def test_an_interrupted_prediction_folder_is_not_scored(tmp_path):
         widerface.load_predictions(str(tmp_path / 'pred'), gt)
     folder.complete()
     widerface.load_predictions(str(tmp_path / 'pred'), gt)  # complete (every image without detections)
+
+
+def test_a_figure_name_matplotlib_cannot_write_is_one_error_and_no_file(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig = plt.figure()
+    with pytest.raises(safe_write.WriteError, match=r'plot\.xyz: not a figure format \(name it .*\.png'):
+        safe_write.save_figure(fig, str(tmp_path / 'plot.xyz'))
+    assert not list(tmp_path.iterdir())
+    safe_write.save_figure(fig, str(tmp_path / 'plot.PNG'))
+    plt.close(fig)
+    assert (tmp_path / 'plot.PNG').read_bytes().startswith(b'\x89PNG')

@@ -24,7 +24,7 @@ from ppdet_hambox.jobs.ablation import ROWS, format_table, run_row  # noqa: E402
 from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import ensure_dataset  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, nonneg_int, output_dir, output_file, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, output_dir, output_file, positive_int, random_seed  # noqa: E402
 from ppdet_hambox.utils.safe_write import write_json, write_text  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml')
@@ -51,7 +51,7 @@ def build_parser():
     parser.add_argument('--keep-schedule', action='store_true',
                         help='keep the LR milestones/warm-up as configured (default: scale them '
                              'to --max-iters)')
-    parser.add_argument('--seed', type=nonneg_int, help='seed of every row (default: the config\'s)')
+    parser.add_argument('--seed', type=random_seed, help='seed of every row (default: the config\'s)')
     parser.add_argument('--protocol', help='evaluation protocol (default: the config\'s eval_protocol)')
     parser.add_argument('--output-dir', default='output/ablation', type=output_dir)
     parser.add_argument('--json', type=output_file, help='write all rows as JSON (default <output-dir>/ablation.json)')

@@ -9,6 +9,7 @@ one square anchor per location (sides ratio x 16..512, strides 4..128) and for
 3 octave scales x 3 aspect ratios per location.
 """
 import argparse
+import math
 import os
 import sys
 import time
@@ -27,8 +28,8 @@ from ppdet_hambox.analysis.train_faces import DEFAULT_ASSUMED_SIZE, train_faces 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config  # noqa: E402
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
-from ppdet_hambox.utils.cli import (ToolParser, existing_dir, existing_file, nonneg_int,  # noqa: E402
-                                    output_file, positive_int, probability)
+from ppdet_hambox.utils.cli import (ToolParser, count_or_all, existing_dir, existing_file,  # noqa: E402
+                                    output_file, positive_int, probability, random_seed)
 
 DEFAULT_RATIOS = sorted(set(np.round(np.arange(0.30, 1.2001, 0.05), 2).tolist()) | {0.43, 0.68})
 PROTOCOLS = ('original', 'train')
@@ -39,10 +40,12 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
 def parse_ratios(text):
     try:
         ratios = [float(r) for r in text.split(',') if r.strip()]
+        if not all(math.isfinite(r) for r in ratios):
+            raise ValueError(text)
     except ValueError:
-        raise argparse.ArgumentTypeError('--ratios: expected comma-separated numbers, got {!r}'.format(text))
+        raise argparse.ArgumentTypeError('expected comma-separated numbers, got {!r}'.format(text))
     if not ratios or any(r <= 0 for r in ratios):
-        raise argparse.ArgumentTypeError('--ratios: expected positive numbers, got {!r}'.format(text))
+        raise argparse.ArgumentTypeError('expected positive numbers, got {!r}'.format(text))
     return ratios
 
 
@@ -70,13 +73,13 @@ def build_parser():
     train.add_argument('--config', default=DEFAULT_CONFIG,
                        help='config whose TrainReader.sample_transforms are applied (default %(default)s)')
     train.add_argument('--epochs', type=positive_int, default=3, help='passes over the annotations (default 3)')
-    train.add_argument('--seed', type=nonneg_int, help='sample seed (default: the TrainReader seed)')
+    train.add_argument('--seed', type=random_seed, help='sample seed (default: the TrainReader seed)')
     train.add_argument('--image-dir', type=existing_dir, help='WIDER_train/images: read true image sizes from the '
                                            'file headers (default: estimate them, see --assumed-size)')
     train.add_argument('--assumed-size', type=parse_size, default=DEFAULT_ASSUMED_SIZE,
                        help='HxW lower bound of the estimated image size, raised to the '
                             'annotation extent (default 683x1024)')
-    train.add_argument('--max-images', type=int, default=-1, help='only the first N images')
+    train.add_argument('--max-images', type=count_or_all, default=-1, help='only the first N images (-1: all)')
     parser.add_argument('--json', type=output_file, help='write the result as JSON here')
     parser.add_argument('--plot', type=output_file, help='write the two-panel figure here (.png)')
     return parser

@@ -19,7 +19,7 @@ quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its 
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.data import IMAGE_EXTENSIONS  # noqa: E402
 from ppdet_hambox.data.benchmark import find_photos, run  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, existing_dir, nonneg_int, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_dir, positive_int, random_seed  # noqa: E402
 
 
 def check_data_dir(data_dir):
@@ -38,7 +38,7 @@ def main(argv=None):
                         help='folder with samples/ (the shared data folder) or with images; '
                              'default: generated images')
     parser.add_argument('--num-samples', type=positive_int, default=200)
-    parser.add_argument('--seed', type=nonneg_int, default=0)
+    parser.add_argument('--seed', type=random_seed, default=0)
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error('--num-samples must be at least 1')

@@ -29,7 +29,7 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import UserError, run_tool  # noqa: E402
 from ppdet_hambox.metrics import widerface as W  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, nonneg_int, positive_int  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, positive_int, random_seed  # noqa: E402
 
 
 def synthetic_predictions(gt, total_boxes, seed):
@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument('--gt', default=os.path.join(shared, 'widerface') if shared else None,
                         help='folder of the WIDER FACE val .mat files (default $HAMBOX_SHARED_DATA/widerface)')
     parser.add_argument('--boxes', type=positive_int, default=300000)
-    parser.add_argument('--seed', type=nonneg_int, default=0)
+    parser.add_argument('--seed', type=random_seed, default=0)
     parser.add_argument('--no-reference', action='store_true', help='skip the (minutes long) reference loop')
     args = parser.parse_args(argv)
     if not args.gt:

@@ -20,7 +20,7 @@ from ppdet_hambox.core.errors import run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import parse_overrides  # noqa: E402
 from ppdet_hambox.jobs.demo import run_demo  # noqa: E402
 from ppdet_hambox.utils.logger import setup_logger  # noqa: E402
-from ppdet_hambox.utils.cli import ToolParser, nonneg_int, output_dir  # noqa: E402
+from ppdet_hambox.utils.cli import ToolParser, existing_dir, output_dir, random_seed  # noqa: E402
 
 
 def default_photos_dir():
@@ -34,13 +34,14 @@ def main(argv=None):
     parser.add_argument('-c', '--config', default=os.path.join(REPO_ROOT, 'configs', 'demo', 'hambox_demo.yml'))
     parser.add_argument('-o', '--opt', nargs='*', default=[], help='config overrides key=value')
     parser.add_argument('--output_dir', default='output/demo', type=output_dir)
-    parser.add_argument('--photos', default=default_photos_dir(),
-                        help='folder of real photographs to draw detections on (skipped if absent)')
-    parser.add_argument('--seed', type=nonneg_int, default=0, help='demo dataset seed')
+    parser.add_argument('--photos', type=existing_dir,
+                        help='folder of real photographs to draw detections on (default: the shared samples '
+                             'folder, skipped if absent)')
+    parser.add_argument('--seed', type=random_seed, default=0, help='demo dataset seed')
     args = parser.parse_args(argv)
     setup_logger(None)
     report = run_demo(args.config, args.output_dir, parse_overrides(args.opt), seed=args.seed,
-                      photos_dir=args.photos)
+                      photos_dir=args.photos or default_photos_dir())
     print('demo val set, official WIDER FACE AP, {eval_protocol} test protocol: easy {easy:.4f}  '
           'medium {medium:.4f}  hard {hard:.4f}  (trained {train_seconds:.0f} s)'.format(**report))
     print(json.dumps({k: report[k] for k in ('easy', 'medium', 'hard', 'train_seconds')}))

@@ -21,7 +21,8 @@ from ppdet_hambox.analysis.model_outputs import collect_match_stats  # noqa: E40
 from ppdet_hambox.analysis.plotting import plot_match_stats  # noqa: E402
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import build_component, create  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, build_model, load_cfg, output_file, probability  # noqa: E402
+from ppdet_hambox.utils.cli import (base_parser, build_model, count_or_all, load_cfg, output_file,  # noqa: E402
+                                    probability)
 from ppdet_hambox.utils.json_io import write_json  # noqa: E402
 
 DATASET_KEYS = {'val': 'EvalDataset', 'train': 'TrainDataset'}
@@ -31,7 +32,7 @@ HAMBOX_KEYS = ('K', 'T', 'ignore_iou')
 def build_parser():
     parser = base_parser(__doc__.strip().splitlines()[0])
     parser.add_argument('--dataset', choices=sorted(DATASET_KEYS), default='val')
-    parser.add_argument('--max-images', type=int, default=-1, help='only the first N images')
+    parser.add_argument('--max-images', type=count_or_all, default=-1, help='only the first N images (-1: all)')
     parser.add_argument('--score-thr', type=probability, default=0.5,
                         help='score a box needs to count as predicted (default 0.5)')
     parser.add_argument('--correct-iou', type=probability, default=0.5,

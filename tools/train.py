@@ -22,7 +22,7 @@ from ppdet_hambox.utils.logger import quiet_paddle  # noqa: E402
 quiet_paddle()  # before anything imports paddle; HAMBOX_PADDLE_LOG=1 keeps its logging
 from ppdet_hambox.core.errors import ConfigError, run_tool  # noqa: E402
 from ppdet_hambox.core.workspace import load_config, parse_overrides  # noqa: E402
-from ppdet_hambox.utils.cli import base_parser, nonneg_int, output_dir  # noqa: E402
+from ppdet_hambox.utils.cli import base_parser, output_dir, random_seed  # noqa: E402
 from ppdet_hambox.engine.trainer import NonFiniteLossError, Trainer  # noqa: E402
 from ppdet_hambox.engine.peer_watchdog import (EXIT_LOST_PEER, is_communication_error,  # noqa: E402
                                                lost_peer_message)
@@ -45,7 +45,7 @@ def parse_args(argv=None):
     parser.add_argument('--fleet', action='store_true',
                         help='use paddle.distributed.fleet (collective) for multi-process runs')
     parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA GPUs only)')
-    parser.add_argument('--seed', type=nonneg_int, help='random seed (overrides the config\'s seed)')
+    parser.add_argument('--seed', type=random_seed, help='random seed (overrides the config\'s seed)')
     return parser.parse_args(argv)
 
 

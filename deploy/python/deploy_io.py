@@ -62,6 +62,10 @@ def run_cli(main, argv=None):
         where = '{}: '.format(err.filename) if err.filename is not None else ''
         print('error: {}{}'.format(where, one_line(err.strerror or err)), file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError as err:  # sizes the machine cannot hold (a huge batch, image or count), like a full disk
+        print('error: out of memory{}; use smaller sizes (batch, images, counts)'.format(
+            ': {}'.format(one_line(err)) if str(err) else ''), file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print('stopped: interrupted by Ctrl-C (SIGINT); files being written were left out', file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -425,10 +425,15 @@ def list_images(image_file, image_dir):
         return [(image_file, os.path.basename(image_file))]
     if not os.path.isdir(image_dir):
         raise DeployError('--image_dir {}: no such folder'.format(image_dir))
-    images = []
+    images, ignored = [], []
     for root, folders, names in os.walk(image_dir):
         folders.sort()
-        images += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+        for name in sorted(names):
+            (images if name.lower().endswith(IMAGE_EXTENSIONS) else ignored).append(os.path.join(root, name))
+    if ignored:
+        print('warning: --image_dir {}: ignored {} file(s) without an image extension ({}): {}{}'.format(
+            image_dir, len(ignored), ', '.join(IMAGE_EXTENSIONS), ', '.join(ignored[:5]),
+            ', ...' if len(ignored) > 5 else ''), file=sys.stderr)
     if not images:
         raise DeployError('--image_dir {} holds no image ({}), in sub-folders neither'.format(
             image_dir, ', '.join(IMAGE_EXTENSIONS)))
@@ -538,7 +543,8 @@ def run_video(detector, path, args, threshold):
     tmp = os.path.join(args.output_dir, '.{}.tmp.mp4'.format(os.path.basename(out_path)))
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
     if not writer.isOpened():
-        raise DeployError('cannot write {}: OpenCV cannot open an mp4 writer there'.format(out_path))
+        raise DeployError('cannot write {}: OpenCV cannot open an mp4 writer for {}x{} frames at {:g} fps'.format(
+            out_path, width, height, fps))
     records, frame_index = [], 0
     while True:
         ok, frame = capture.read()

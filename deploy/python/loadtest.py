@@ -94,7 +94,13 @@ class Target:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != 'http' or not parts.hostname:
             raise LoadTestError('--url must be http://HOST:PORT/PATH, got {!r}'.format(url))
-        self.host, self.port = parts.hostname, parts.port or 80
+        try:
+            port = parts.port  # urllib checks the range only here
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise LoadTestError('--url {}: the port must be a number between 1 and 65535'.format(url))
+        self.host, self.port = parts.hostname, port or 80
         self.path = parts.path or '/'
         if parts.query:
             self.path += '?' + parts.query

@@ -3,11 +3,13 @@
 A ``UserError`` is a file, key, flag or value that cannot be used; its
 message names it. Tools run their ``main`` through ``run_tool``: a user error
 becomes one line on stderr and exit status 2, anything else keeps its
-traceback (a traceback means a bug). Two more things are not bugs and get
+traceback (a traceback means a bug). Three more things are not bugs and get
 one line too: the machine refusing a file (a full disk, a read-only folder,
-a path that is a file; exit 2) and Ctrl-C (exit 130, as a shell reports it).
+a path that is a file; exit 2), running out of memory for the sizes asked
+(exit 2) and Ctrl-C (exit 130, as a shell reports it).
 """
 import errno
+import signal
 import sys
 
 EXIT_USER_ERROR = 2
@@ -32,12 +34,28 @@ def one_line(text):
     return ''.join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
+def _stop_signal_behind(err):
+    """The signal number when ``err`` was raised while a stop (Ctrl-C, or an
+    exception carrying ``signum`` such as the trainer's) was being handled."""
+    seen = set()
+    context = err.__context__
+    while context is not None and id(context) not in seen:
+        seen.add(id(context))
+        if isinstance(context, KeyboardInterrupt):
+            return signal.SIGINT.value
+        if isinstance(getattr(context, 'signum', None), int):
+            return context.signum
+        context = context.__context__
+    return None
+
+
 def run_tool(main, argv=None):
     """Call ``main(argv)``; return its int status (0 for any other result).
     A ``UserError`` or an ``OSError`` of the user's disk (``ENVIRONMENT_ERRNOS``)
     is one ``error:`` line and ``EXIT_USER_ERROR``; Ctrl-C (``KeyboardInterrupt``,
     or a ``SystemExit`` carrying a message such as ``TrainingInterrupted``)
-    is one ``stopped:`` line and its status (130 for Ctrl-C)."""
+    is one ``stopped:`` line and its status (130 for Ctrl-C), and so is an
+    error raised while such a stop was being handled."""
     try:
         result = main(argv)
     except UserError as err:
@@ -50,9 +68,21 @@ def run_tool(main, argv=None):
         print('error: {}{}'.format('{}: '.format(where) if where else '', one_line(err.strerror or err)),
               file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError as err:  # sizes the machine cannot hold (a huge batch, image or count), like a full disk
+        print('error: out of memory{}; use smaller sizes (batch, images, counts)'.format(
+            ': {}'.format(one_line(err)) if str(err) else ''), file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print('stopped: interrupted by Ctrl-C (SIGINT); files being written were left out', file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:
+        signum = _stop_signal_behind(err)
+        if signum is None:
+            raise
+        # e.g. Paddle's DataLoader reporting a worker that the same SIGTERM to the group ended
+        print('stopped: interrupted by {}; files being written were left out'.format(
+            signal.Signals(signum).name), file=sys.stderr)
+        return 128 + signum
     except SystemExit as stop:  # argparse (its one line is printed), or a stop such as TrainingInterrupted
         message = getattr(stop, 'message', None)
         if message is not None:

@@ -12,11 +12,11 @@ import math
 
 
 class Range:
-    """``low <= value <= high`` (either bound may be None); ``open_low``
-    excludes ``low``. ``None`` values pass (a key left unset)."""
+    """``low <= value <= high`` (either bound may be None); ``open_low`` and
+    ``open_high`` exclude the bound. ``None`` values pass (a key left unset)."""
 
-    def __init__(self, low=None, high=None, open_low=False):
-        self.low, self.high, self.open_low = low, high, open_low
+    def __init__(self, low=None, high=None, open_low=False, open_high=False):
+        self.low, self.high, self.open_low, self.open_high = low, high, open_low, open_high
 
     def check(self, value):
         """None when ``value`` is in range, else what it should be."""
@@ -26,13 +26,14 @@ class Range:
             return 'a finite number'
         if self.low is not None and (value <= self.low if self.open_low else value < self.low):
             return str(self)
-        if self.high is not None and value > self.high:
+        if self.high is not None and (value >= self.high if self.open_high else value > self.high):
             return str(self)
         return None
 
     def __str__(self):
         if self.low is not None and self.high is not None:
-            return 'in {}{}, {}]'.format('(' if self.open_low else '[', self.low, self.high)
+            return 'in {}{}, {}{}'.format('(' if self.open_low else '[', self.low, self.high,
+                                          ')' if self.open_high else ']')
         if self.low is not None:
             return '{} {}'.format('>' if self.open_low else '>=', self.low)
         return '<= {}'.format(self.high)
@@ -42,6 +43,7 @@ COUNT = Range(1)            # how many: at least one
 NON_NEGATIVE = Range(0)     # a count where 0 means none (or all, where the key says so)
 PROBABILITY = Range(0.0, 1.0)
 POSITIVE = Range(0.0, open_low=True)
+SEED = Range(0, 2 ** 32 - 1)  # numpy's legacy seeding takes no more
 
 GLOBAL_KEYS = {
     # what to build
@@ -82,8 +84,10 @@ GLOBAL_RANGES = {
     'max_iters': COUNT,
     'log_iter': COUNT,
     'snapshot_iter': COUNT,
+    'seed': SEED,
+    'peer_timeout': Range(0),           # seconds; 0: no watchdog
     'keep_checkpoints': NON_NEGATIVE,   # 0 keeps every checkpoint
-    'ema_decay': Range(0.0, 1.0, open_low=True),
+    'ema_decay': Range(0.0, 1.0, open_low=True, open_high=True),
     'clip_grad_norm': POSITIVE,
     'draw_threshold': PROBABILITY,
 }

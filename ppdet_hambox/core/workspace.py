@@ -22,7 +22,7 @@ import os
 
 import yaml
 
-from ppdet_hambox.core.errors import ConfigError
+from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.schema import GLOBAL_KEYS, GLOBAL_RANGES
 
 __all__ = [
@@ -50,6 +50,26 @@ class AttrDict(dict):
         self[key] = value
 
 
+class MissingKeyError(ConfigError, KeyError):
+    """A key the config does not set; a ``KeyError`` too, so ``getattr`` and
+    ``hasattr`` treat it as absent."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class ConfigNode(AttrDict):
+    """A loaded config or one of its sections: reading a key it does not set is
+    a ``MissingKeyError`` naming the config file and the key path, not a bare
+    ``KeyError``."""
+
+    def __missing__(self, key):
+        state = self.__dict__
+        path = '{}.{}'.format(state['path'], key) if state.get('path') else str(key)
+        raise MissingKeyError('{}: no {} key (set it in the config or with -o {}=...)'.format(
+            state.get('source', '<config>'), path, path))
+
+
 class ComponentSpec:
     """What the registry knows of a class: its defaults and how to build it."""
 
@@ -75,7 +95,7 @@ class ComponentSpec:
 
 
 _REGISTRY = {}
-_GLOBAL_CONFIG = AttrDict()
+_GLOBAL_CONFIG = ConfigNode()
 
 
 def register(cls):
@@ -115,25 +135,33 @@ def _source_of(cfg, path=None):
 
 
 def _deep_merge(base, update):
-    """Dicts merge key by key, everything else (lists included) is replaced."""
+    """Dicts merge key by key, everything else (lists included) is replaced;
+    so is a dict naming another component (``name``): the keys of the old
+    component would not fit the new one."""
     out = copy.copy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if (isinstance(value, dict) and isinstance(out.get(key), dict)
+                and value.get('name', out[key].get('name')) == out[key].get('name')):
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value
     return out
 
 
-def _to_attrdict(obj):
+def _to_attrdict(obj, source=None, path=''):
     if isinstance(obj, dict):
-        return AttrDict({k: _to_attrdict(v) for k, v in obj.items()})
+        node = ConfigNode({k: _to_attrdict(v, source, '{}.{}'.format(path, k) if path else str(k))
+                           for k, v in obj.items()})
+        node.__dict__.update(source=source, path=path)
+        return node
     if isinstance(obj, list):
-        return [_to_attrdict(v) for v in obj]
+        return [_to_attrdict(v, source, path) for v in obj]
     return obj
 
 
 def _read_yaml(path):
+    if os.path.isdir(path):
+        raise ConfigError('{} is a folder, not a config file'.format(path))
     if not os.path.isfile(path):
         raise ConfigError('config file not found: {}'.format(path))
     with open(path, encoding='utf-8') as f:
@@ -141,6 +169,8 @@ def _read_yaml(path):
             data = yaml.safe_load(f) or {}
         except yaml.YAMLError as err:
             raise ConfigError('{}: not valid YAML: {}'.format(path, err)) from None
+        except UnicodeDecodeError:
+            raise ConfigError('{}: not a text file (a YAML config is UTF-8 text)'.format(path)) from None
     if not isinstance(data, dict):
         raise ConfigError('{}: the top level must be a mapping of keys'.format(path))
     return data
@@ -160,9 +190,12 @@ def _load_with_bases(path, origins, seen=()):
     if path in seen:
         raise ConfigError('{}: _BASE_ inheritance loops back to itself'.format(path))
     data = _read_yaml(path)
-    bases = data.pop(BASE_KEY, [])
+    bases = data.pop(BASE_KEY, None) or []
     if isinstance(bases, str):
         bases = [bases]
+    if not (isinstance(bases, list) and all(isinstance(base, str) and base for base in bases)):
+        raise ConfigError('{}: {} must be a file name or a list of file names, got {!r}'.format(
+            path, BASE_KEY, bases))
     merged = {}
     for base in bases:
         base_path = os.path.join(os.path.dirname(path), base)
@@ -180,13 +213,14 @@ def load_config(path, overrides=None, validate=True):
         overrides = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
         _record_origins(overrides, '-o override', origins)
         cfg = _deep_merge(cfg, overrides)
-    cfg = _to_attrdict(cfg)
+    cfg = _to_attrdict(cfg, os.path.abspath(path))
     cfg[SOURCE_KEY] = os.path.abspath(path)
     cfg[ORIGINS_KEY] = origins
     if validate:
         validate_config(cfg)
     _GLOBAL_CONFIG.clear()
     _GLOBAL_CONFIG.update(cfg)
+    _GLOBAL_CONFIG.__dict__.update(cfg.__dict__)
     return _GLOBAL_CONFIG
 
 
@@ -217,10 +251,13 @@ def parse_overrides(items):
 
 
 def _type_fits(value, default):
-    """A config value fits a default of the same broad type (None, a missing
-    default and numbers given for floats always fit)."""
-    if default is None or default is inspect.Parameter.empty or value is None:
+    """A config value fits a default of the same broad type (a None or missing
+    default takes anything, numbers fit a float default; ``null`` fits only
+    where the default is None: elsewhere it is not a way to say "default")."""
+    if default is None or default is inspect.Parameter.empty:
         return True
+    if value is None:
+        return False
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, float):
@@ -322,9 +359,10 @@ def validate_config(cfg):
             expected = GLOBAL_KEYS[key]
             if expected == 'component':
                 _validate_inject_value(value, key, cfg)
-            elif value is not None and not isinstance(value, expected):
+            elif not isinstance(value, expected):
+                names = [t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))]
                 raise _fail(cfg, key, '{} should be {}, got {!r}'.format(
-                    key, getattr(expected, '__name__', expected), value))
+                    key, ' or '.join(n if n != 'NoneType' else 'null' for n in names), value))
             elif key in GLOBAL_RANGES:
                 _check_range(GLOBAL_RANGES[key], value, key, cfg)
         else:
@@ -408,7 +446,12 @@ def _build(spec, section, cfg, in_shape=None):
                               'the architecture (e.g. HAMBox.neck) rather than on its own'.format(
                                   _source_of(cfg), spec.name))
         args[IN_SHAPE] = list(in_shape)
-    return spec.cls(**_plain(args))
+    try:
+        return spec.cls(**_plain(args))
+    except UserError:
+        raise
+    except ValueError as err:  # a constructor refusing its config values (they are all it was given)
+        raise ConfigError('{}: {}'.format(_source_of(cfg, spec.name), err)) from None
 
 
 def _shape_for(spec, key, args):

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 from paddle.io import DataLoader, DistributedBatchSampler
 
-from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, SEED
 from ppdet_hambox.core.workspace import build_component_list, register
 from ppdet_hambox.data.pipeline import Collate, TransformedDataset
 from ppdet_hambox.utils.process import die_with_parent
@@ -91,7 +91,7 @@ class _Reader:
     """Builds the loader; subclasses only change the defaults."""
     __shared__ = ['seed']
     __component_lists__ = ['sample_transforms', 'batch_transforms']
-    __ranges__ = {'batch_size': COUNT, 'num_workers': NON_NEGATIVE}
+    __ranges__ = {'batch_size': COUNT, 'num_workers': NON_NEGATIVE, 'seed': SEED}
 
     def __init__(self, sample_transforms=None, batch_transforms=None, batch_size=1, shuffle=False,
                  drop_last=False, num_workers=0, use_shared_memory=True, seed=0):

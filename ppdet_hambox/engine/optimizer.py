@@ -21,6 +21,7 @@ import inspect
 
 import paddle
 
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, POSITIVE, PROBABILITY
 from ppdet_hambox.core.errors import ConfigError
 from ppdet_hambox.core.workspace import build_component_list, register
 
@@ -42,6 +43,7 @@ def scaled_lr(base_lr, global_batch, reference_batch, scale_with_batch=True):
 @register
 class PiecewiseDecay:
     """Multiply the learning rate by ``gamma`` at each milestone iteration."""
+    __ranges__ = {'gamma': POSITIVE}
     is_warmup = False
 
     def __init__(self, milestones=(110000,), gamma=0.1):
@@ -63,6 +65,7 @@ class PiecewiseDecay:
 @register
 class LinearWarmup:
     """Ramp linearly from ``start_factor * lr`` to ``lr`` over ``steps`` iterations."""
+    __ranges__ = {'steps': NON_NEGATIVE, 'start_factor': PROBABILITY}
     is_warmup = True
 
     def __init__(self, steps=1000, start_factor=0.333):
@@ -83,6 +86,7 @@ class LinearWarmup:
 @register
 class LearningRate:
     """Build the iteration-based LR scheduler for a given global batch."""
+    __ranges__ = {'base_lr': POSITIVE, 'reference_batch': COUNT}
     __component_lists__ = ['schedulers']
 
     def __init__(self, base_lr=0.01, reference_batch=28, scale_with_batch=True,

@@ -34,8 +34,9 @@ from ppdet_hambox.evaluation.prediction_folder import check_prediction_folder
 from ppdet_hambox.engine.env import (all_ranks_any, all_ranks_mean, all_ranks_sum, check_same_run, file_digest,
                                      init_distributed, run_fingerprint, set_random_seed)
 from ppdet_hambox.engine.peer_watchdog import PeerWatchdog
-from ppdet_hambox.utils.checkpoint import (checkpoint_path, latest_checkpoint, load_portable_optimizer_state,
-                                           previous_run_files, read_checkpoint, restore_rng_state)
+from ppdet_hambox.utils.checkpoint import (CheckpointError, check_checkpoint_fits, checkpoint_path, latest_checkpoint,
+                                           load_portable_optimizer_state, previous_run_files, read_checkpoint,
+                                           restore_rng_state)
 from ppdet_hambox.utils.logger import get_logger, setup_logger
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
@@ -197,6 +198,10 @@ class Trainer:
         """Restore model, optimizer, LR schedule, EMA, RNG states and the
         iteration from a checkpoint (or the newest one in a folder)."""
         state = read_checkpoint(path)
+        check_checkpoint_fits(state, self.raw_model)
+        if state['iteration'] > self.max_iters:
+            raise CheckpointError('{} is at iteration {}, past max_iters {}: nothing to train (raise max_iters)'
+                                  .format(state['path'], state['iteration'], self.max_iters))
         self.raw_model.set_state_dict(state['model'])
         with warnings.catch_warnings():  # Paddle's LinearWarmup warns about its own nested state
             warnings.filterwarnings('ignore', message='There are some unused values in state_dict')
@@ -345,6 +350,9 @@ class Trainer:
             epoch, offset, skipped = epoch + 1, 0, 0
 
     def _forward(self, batch):
+        if 'image' not in batch:  # a pipeline without Decode: say so rather than fail inside the model
+            raise ConfigError('{}: TrainReader.sample_transforms give batches without an image (keys: {}); '
+                              'the list starts with Decode'.format(self.cfg.get('__source__'), ', '.join(batch)))
         if not self.amp:
             return self.model(batch)
         with paddle.amp.auto_cast(enable=True, level='O1'):

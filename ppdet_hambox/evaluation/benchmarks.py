@@ -18,6 +18,7 @@ import os
 
 import numpy as np
 
+from ppdet_hambox.core.schema import COUNT, POSITIVE, PROBABILITY
 from ppdet_hambox.core.errors import ConfigError, UserError
 from ppdet_hambox.core.workspace import build_component, create, register
 from ppdet_hambox.metrics import widerface
@@ -234,6 +235,7 @@ class FDDBEval(_ImageListBenchmark):
     ellipse inscribed in the stretched box); ``fp_budget``: the false-positive
     count the TPRs are read at. FDDB needs every image's size (to rasterise
     its ellipses): an unreadable image is an error."""
+    __ranges__ = {'factor': POSITIVE, 'fp_budget': COUNT}
     scores = ('discrete', 'continuous')
 
     def __init__(self, folds_dir='dataset/fddb/FDDB-folds', image_dir='dataset/fddb/originalPics',
@@ -274,6 +276,7 @@ class FDDBEval(_ImageListBenchmark):
 @benchmark('boxap', aliases=('afw', 'pascal', 'pascalface'))
 class BoxAPEval(_ImageListBenchmark):
     """``gt_path``: faces, one per line ``image_id x1 y1 x2 y2 [ignore]``."""
+    __ranges__ = {'iou_threshold': PROBABILITY}
     scores = ('ap',)
 
     def __init__(self, gt_path='dataset/afw/afw_gt.txt', image_dir='dataset/afw/images', image_ext='.jpg',

@@ -33,10 +33,15 @@ def list_images(infer_img=None, infer_dir=None):
         return [(infer_img, os.path.basename(infer_img))]
     if not infer_dir or not os.path.isdir(infer_dir):
         raise UserError('--infer_dir {}: no such folder'.format(infer_dir))
-    images = []
+    images, ignored = [], []
     for root, folders, names in os.walk(infer_dir):
         folders.sort()
-        images += [os.path.join(root, n) for n in names if n.lower().endswith(IMAGE_EXTENSIONS)]
+        for name in sorted(names):
+            (images if name.lower().endswith(IMAGE_EXTENSIONS) else ignored).append(os.path.join(root, name))
+    if ignored:
+        logger.warning('--infer_dir %s: ignored %d file(s) without an image extension (%s): %s%s', infer_dir,
+                       len(ignored), ', '.join(IMAGE_EXTENSIONS), ', '.join(ignored[:5]),
+                       ', ...' if len(ignored) > 5 else '')
     if not images:
         raise UserError('--infer_dir {} holds no image ({}), in sub-folders neither'.format(
             infer_dir, ', '.join(IMAGE_EXTENSIONS)))

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import paddle
 
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, POSITIVE, PROBABILITY
 from ppdet_hambox.core.workspace import register
 
 __all__ = ['TestProtocol', 'ScalePass', 'PROTOCOLS', 'box_voting', 'iou_matrix', 'flip_boxes',
@@ -80,6 +81,15 @@ class ScalePass:
 @register
 class TestProtocol:
     """Numbers of the test protocols (see the module docstring)."""
+    __ranges__ = {
+        'original_max_side': COUNT, 'ms_max_pixels': COUNT, 'ms_small_scale_min_face': NON_NEGATIVE,
+        'ms_large_scale_max_face': NON_NEGATIVE, 'vote_iou': PROBABILITY, 'vote_min_count': COUNT,
+        'vote_top_k': COUNT, 'ms_score_threshold': PROBABILITY, 'pb_max_pixels': COUNT,
+        'pb_scale_margin': NON_NEGATIVE, 'pb_shrink_scale': POSITIVE, 'pb_shrink_full_from': PROBABILITY,
+        'pb_enlarge_scale': POSITIVE, 'pb_small_scale_min_face': NON_NEGATIVE,
+        'pb_large_scale_max_face': NON_NEGATIVE, 'pb_nms_threshold': PROBABILITY, 'pb_keep_top_k': COUNT,
+        'pb_vote_min_count': COUNT
+    }
 
     def __init__(self,
                  vga_size=[640, 480],

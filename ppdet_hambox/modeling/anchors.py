@@ -9,6 +9,7 @@ import math
 
 import paddle
 
+from ppdet_hambox.core.schema import POSITIVE
 from ppdet_hambox.core.workspace import register
 
 __all__ = ['AnchorGenerator']
@@ -21,6 +22,7 @@ class AnchorGenerator:
         sizes: nominal anchor side per level, pixels.
         strides: stride per level, pixels.
     """
+    __ranges__ = {'ratio': POSITIVE}
 
     def __init__(self, ratio=0.68, sizes=(16, 32, 64, 128, 256, 512), strides=(4, 8, 16, 32, 64, 128)):
         if len(sizes) != len(strides):

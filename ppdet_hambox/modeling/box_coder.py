@@ -8,6 +8,7 @@ import math
 
 import paddle
 
+from ppdet_hambox.core.schema import POSITIVE
 from ppdet_hambox.core.workspace import register
 
 __all__ = ['bbox_area', 'bbox_iou', 'aligned_iou', 'BoxCoder', 'IOU_EPS']
@@ -79,6 +80,7 @@ class BoxCoder:
     works. ``dw``/``dh`` are clamped at ``scale_clamp`` before ``exp`` so that
     an untrained head cannot produce infinite boxes.
     """
+    __ranges__ = {'scale_clamp': POSITIVE}
 
     def __init__(self, weights=[10.0, 10.0, 5.0, 5.0], scale_clamp=DEFAULT_SCALE_CLAMP):
         if len(weights) != 4 or any(w <= 0 for w in weights):

@@ -206,6 +206,19 @@ def read_checkpoint(path):
     return state
 
 
+def check_checkpoint_fits(state, model):
+    """A ``CheckpointError`` unless the checkpoint's model tensors are exactly
+    ``model``'s (names and shapes): resuming is exact or refused."""
+    saved, own = state['model'], model.state_dict()
+    differ = ['{} (not in the model)'.format(k) for k in saved if k not in own]
+    differ += ['{} (not in the checkpoint)'.format(k) for k in own if k not in saved]
+    differ += ['{} (checkpoint {}, model {})'.format(k, list(saved[k].shape), list(v.shape))
+               for k, v in own.items() if k in saved and list(saved[k].shape) != list(v.shape)]
+    if differ:
+        raise CheckpointError('{} was written by another model ({} tensor(s) differ, e.g. {}); resume with the '
+                              'config that wrote it'.format(state['path'], len(differ), '; '.join(differ[:3])))
+
+
 def save_weights(layer_or_state, path):
     """Weights only (``model_final.pdparams``, ``best_model.pdparams``), atomically."""
     state = layer_or_state if isinstance(layer_or_state, dict) else layer_or_state.state_dict()

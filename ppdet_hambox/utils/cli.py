@@ -4,7 +4,8 @@
   ``error:`` line and exit status 2 (no usage block).
 - The argument types, the one place where the range of each kind of value is
   declared: ``positive_int`` (a count >= 1), ``nonneg_int`` (>= 0),
-  ``probability`` (a finite number in [0, 1]), ``positive_float``, ``port``
+  ``count_or_all`` (>= 1, or -1 for all), ``probability`` (a finite number
+  in [0, 1]), ``random_seed`` (0 to 2**32 - 1), ``positive_float``, ``port``
   (1-65535), ``existing_file``, ``existing_dir``, ``output_dir`` (a folder to
   write into: not a file), ``output_file`` (a file to write: not a folder).
 - ``-c CONFIG -o key=value ... [--allow_partial_weights]`` (``base_parser``),
@@ -21,8 +22,8 @@ from ppdet_hambox.utils.logger import setup_logger
 from ppdet_hambox.utils.weights import MAX_UNFIT_FRACTION, load_weights
 
 __all__ = ['ToolParser', 'base_parser', 'load_cfg', 'build_model', 'positive_int', 'nonneg_int', 'probability',
-           'positive_float', 'port', 'existing_file', 'existing_dir', 'output_dir', 'output_file', 'PATH_TYPES',
-           'pixel_count']
+           'positive_float', 'port', 'random_seed', 'count_or_all', 'existing_file', 'existing_dir', 'output_dir',
+           'output_file', 'PATH_TYPES', 'pixel_count']
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,25 @@ def nonneg_int(text):
     value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError('must be at least 0, got {}'.format(value))
+    return value
+
+
+def count_or_all(text):
+    """A count of at least 1, or -1 for all."""
+    value = _number(text, int)
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError('must be at least 1 (or -1 for all), got {}'.format(value))
+    return value
+
+
+MAX_SEED = 2 ** 32 - 1  # numpy's legacy seeding takes no more
+
+
+def random_seed(text):
+    """A random seed, 0 to 2**32 - 1."""
+    value = _number(text, int)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError('must be a seed between 0 and {}, got {}'.format(MAX_SEED, value))
     return value
 
 

@@ -175,7 +175,10 @@ def write_image(path, image, params=(), guard=True):
 
 def save_figure(fig, path, **kwargs):
     """``fig.savefig`` through ``atomic_file`` (the format from the extension), guarded."""
-    fmt = os.path.splitext(path)[1].lstrip('.') or 'png'
+    fmt = os.path.splitext(path)[1].lstrip('.').lower() or 'png'
+    formats = fig.canvas.get_supported_filetypes()
+    if fmt not in formats:
+        raise WriteError('cannot write {}: not a figure format (name it .{})'.format(path, ', .'.join(sorted(formats))))
     claim(path)
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format=fmt, **kwargs)

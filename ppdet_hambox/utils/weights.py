@@ -29,6 +29,9 @@ def resolve_weights_path(path):
         candidate = path + suffix if suffix and not path.endswith(suffix) else path
         if os.path.isfile(candidate):
             return candidate
+    if os.path.isdir(path):
+        raise WeightsError('weights {} is a folder; give its .pdparams file (e.g. {})'.format(
+            path, os.path.join(path, 'model_final.pdparams')))
     raise WeightsError('weights file not found: {} (give a local .pdparams path; '
                        'nothing is downloaded)'.format(path))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import paddle
 
+from ppdet_hambox.core.schema import Range
 from ppdet_hambox.core.errors import UserError, run_tool
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.utils.cli import ToolParser, existing_file
@@ -220,12 +221,20 @@ def read_wider_mat(path):
     path = str(path)
     try:
         mat = scipy.io.loadmat(path)
-    except (OSError, ValueError, TypeError) as err:
+    except Exception as err:  # scipy raises several types (MatReadError, IndexError, ...) for a bad file
         raise WiderAnnotationError(path, 0, 'cannot read as a MATLAB file: {}'.format(err)) from None
     for key in ('event_list', 'file_list', 'face_bbx_list'):
         if key not in mat:
             raise WiderAnnotationError(path, 0, 'no {!r} variable (has: {})'.format(
                 key, ', '.join(k for k in mat if not k.startswith('__'))))
+    try:
+        return _parse_wider_mat(path, mat)
+    except (IndexError, TypeError, ValueError) as err:
+        raise WiderAnnotationError(path, 0, 'not laid out as wider_face_val.mat (cell arrays of events, '
+                                            'files and boxes): {}'.format(err)) from None
+
+
+def _parse_wider_mat(path, mat):
     files, counts, boxes, attributes = [], [], [], []
     for e, event_cell in enumerate(mat['event_list'][:, 0]):
         event = str(event_cell[0])
@@ -267,6 +276,7 @@ class WIDERFaceDataset(paddle.io.Dataset):
     annotation is parsed on first use, so building a config does not need
     the data. ``sample_num > 0`` keeps only the first images.
     """
+    __ranges__ = {'sample_num': Range(-1)}
 
     def __init__(self, dataset_dir='dataset/wider_face', image_dir='WIDER_train/images',
                  anno_path='wider_face_split/wider_face_train_bbx_gt.txt', keep_invalid=False,

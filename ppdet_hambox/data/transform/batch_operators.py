@@ -2,6 +2,7 @@
 stacked into a batch."""
 import numpy as np
 
+from ppdet_hambox.core.schema import NON_NEGATIVE, Range
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.data.transform.base import face_arrays
 
@@ -42,6 +43,7 @@ class PadBatch:
     """Pad CHW images (after ``Permute``) at the bottom and right to the
     largest height and width in the batch, rounded up to a multiple of
     ``pad_to_stride`` when > 0. ``im_shape`` keeps the unpadded size."""
+    __ranges__ = {'pad_to_stride': NON_NEGATIVE, 'fill_value': Range(0.0, 255.0)}
 
     def __init__(self, pad_to_stride=0, fill_value=0.0):
         self.pad_to_stride = pad_to_stride

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, PROBABILITY
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.data.transform.base import face_arrays
 from ppdet_hambox.data.transform.geometry import apply_crop, faces_in_window
@@ -58,6 +59,7 @@ class DataAnchorSampling:
     face. Otherwise run ``fallback`` (e.g. ``RandomSquareCrop``) if given,
     else leave the sample unchanged.
     """
+    __ranges__ = {'prob': PROBABILITY, 'target_size': COUNT, 'min_size': NON_NEGATIVE}
     __inject__ = ['fallback']
 
     def __init__(self, prob=0.5, target_size=640, anchor_sizes=(16, 32, 64, 128, 256, 512),
@@ -95,6 +97,7 @@ class RandomSquareCrop:
     face keeps its centre in it (any square is accepted for images without
     faces); after ``max_trials`` failures the whole image, padded to a
     square, is used. The square is scaled to ``target_size``."""
+    __ranges__ = {'target_size': COUNT, 'max_trials': COUNT, 'min_size': NON_NEGATIVE}
 
     def __init__(self, target_size=640, scale_range=(0.3, 1.0), max_trials=50, min_size=2.0,
                  fill_value=MEAN_BGR):

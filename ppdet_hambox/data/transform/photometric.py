@@ -3,6 +3,7 @@ hue, each applied with a probability, in a random order per sample."""
 import cv2
 import numpy as np
 
+from ppdet_hambox.core.schema import PROBABILITY, Range
 from ppdet_hambox.core.workspace import register
 
 __all__ = ['RandomDistort']
@@ -22,6 +23,7 @@ class RandomDistort:
     (< 1) the grey image by a factor in ``saturation_range``, hue shifts the
     HSV hue by a delta in degrees in ``[-hue_delta, hue_delta]``. Each is
     applied with probability ``prob``."""
+    __ranges__ = {'prob': PROBABILITY, 'brightness_delta': Range(0.0, 255.0), 'hue_delta': Range(0.0, 180.0)}
 
     def __init__(self, prob=0.5, brightness_delta=32.0, contrast_range=(0.5, 1.5),
                  saturation_range=(0.5, 1.5), hue_delta=18.0):

@@ -4,6 +4,7 @@ import math
 import cv2
 import numpy as np
 
+from ppdet_hambox.core.schema import NON_NEGATIVE, POSITIVE, PROBABILITY
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.data.transform.base import as_size, face_arrays, keep_faces, set_image
 from ppdet_hambox.data.transform.geometry import INTERPOLATIONS
@@ -14,6 +15,7 @@ __all__ = ['RandomFlip', 'Resize', 'ResizeKeepRatio', 'resize_sample']
 @register
 class RandomFlip:
     """Horizontal flip with probability ``prob``."""
+    __ranges__ = {'prob': PROBABILITY}
 
     def __init__(self, prob=0.5):
         self.prob = prob
@@ -62,6 +64,7 @@ class Resize:
     """Resize to ``target_size`` ``[h, w]``; with ``keep_ratio`` the short side
     goes to ``min(target_size)`` and the long side at most to ``max_size``
     (when > 0), keeping the aspect ratio."""
+    __ranges__ = {'max_size': NON_NEGATIVE}
 
     def __init__(self, target_size=(640, 640), keep_ratio=False, max_size=0, interp='auto'):
         self.target_size = as_size(target_size, 'Resize.target_size')
@@ -88,6 +91,7 @@ class ResizeKeepRatio:
     so the long side is at most ``max_side`` (when > 0). ``scale_factor``
     records the exact per-axis scale of the rounded size.
     """
+    __ranges__ = {'scale': POSITIVE, 'target_area': NON_NEGATIVE, 'max_side': NON_NEGATIVE}
 
     def __init__(self, scale=1.0, target_area=0, max_side=0, interp='auto'):
         if scale <= 0:

@@ -1,6 +1,7 @@
 """DMS, the two-step standard matching (paper section 3.2, Fig. 4)."""
 import paddle
 
+from ppdet_hambox.core.schema import COUNT, PROBABILITY
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.assignment import POSITIVE
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner
@@ -18,6 +19,7 @@ class DMSAssigner(AnchorAssigner):
     earlier face, the later one takes its next best). Second-step anchors are
     ordinary positives (label 1, marked in ``Assignment.second_step``): label
     2 is reserved for HAMBox's compensated anchors."""
+    __ranges__ = {'pos_iou': PROBABILITY, 'tile_bytes': COUNT}
 
     anchor_pair_iou = 0.0
     has_second_step = True

@@ -1,6 +1,7 @@
 """HAMBox online high-quality anchor mining (paper section 3.2, Algorithm 1)."""
 import paddle
 
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, PROBABILITY
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.assignment import BACKGROUND, COMPENSATED, IGNORED
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner, check_fraction
@@ -19,6 +20,10 @@ class HAMBoxAssigner(AnchorAssigner):
     the anchor (the loss does that). Finally a background anchor whose decoded box has
     IoU >= ``ignore_iou`` with some face is ignored (label -1); an
     ``ignore_iou`` above 1 turns that off."""
+    __ranges__ = {
+        'pos_iou': PROBABILITY, 'K': NON_NEGATIVE, 'T': PROBABILITY, 'ignore_iou': NON_NEGATIVE,
+        'tile_bytes': COUNT
+    }
 
     needs_pred_boxes = True
 

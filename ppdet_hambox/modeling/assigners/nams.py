@@ -1,6 +1,7 @@
 """NAMS, S3FD's scale compensation anchor matching (paper Table 3)."""
 import paddle
 
+from ppdet_hambox.core.schema import COUNT, PROBABILITY
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.assignment import POSITIVE
 from ppdet_hambox.modeling.assigners.base import AnchorAssigner, check_fraction
@@ -17,6 +18,7 @@ class NAMSAssigner(AnchorAssigner):
     IoU > ``cand_iou``, highest first (ties: lower anchor index), faces
     served in annotation order. These second-step anchors are ordinary
     positives (label 1, marked in ``Assignment.second_step``)."""
+    __ranges__ = {'pos_iou': PROBABILITY, 'cand_iou': PROBABILITY, 'tile_bytes': COUNT}
 
     has_second_step = True
 

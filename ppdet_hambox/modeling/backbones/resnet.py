@@ -11,6 +11,7 @@ import logging
 
 import paddle.nn as nn
 
+from ppdet_hambox.core.schema import COUNT, POSITIVE, Range
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.backbones.norm import NORM_TYPES, build_norm
 from ppdet_hambox.modeling.shape_spec import ShapeSpec
@@ -106,6 +107,7 @@ class ResNet(nn.Layer):
 
     ``out_shape``: ``ShapeSpec`` (channels, stride) of C2..C5.
     """
+    __ranges__ = {'depth': COUNT, 'width_mult': POSITIVE, 'freeze_at': Range(-1, 4)}
 
     def __init__(self, depth=50, width_mult=1.0, freeze_at=-1, norm_type='bn', pretrained=None):
         super().__init__()

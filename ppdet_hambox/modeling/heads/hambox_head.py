@@ -14,6 +14,7 @@ import math
 import paddle
 import paddle.nn as nn
 
+from ppdet_hambox.core.schema import COUNT, NON_NEGATIVE, POSITIVE, Range
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.heads.ssh import SSHContext
 
@@ -60,6 +61,10 @@ class HAMBoxHead(nn.Layer):
         prior_prob: initial face probability of every anchor (focal-loss init).
         init_std: std of the normal initialisation of the convs.
     """
+    __ranges__ = {
+        'feat_channels': COUNT, 'num_convs': NON_NEGATIVE, 'pa_branches': COUNT,
+        'prior_prob': Range(0.0, 1.0, open_low=True, open_high=True), 'init_std': POSITIVE
+    }
 
     def __init__(self, in_shape, feat_channels=256, num_convs=1, use_ssh=False, share_context=False,
                  use_pa=False, pa_branches=2, prior_prob=0.01, init_std=0.01):

@@ -1,6 +1,7 @@
 """HAMBox detection loss: regression-aware focal loss (RAL, paper eq. 1 and 2)."""
 import paddle
 
+from ppdet_hambox.core.schema import NON_NEGATIVE, PROBABILITY, Range
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.assigners.assignment import BACKGROUND, POSITIVE
 from ppdet_hambox.modeling.losses.focal_loss import sigmoid_focal_loss
@@ -53,6 +54,10 @@ class HAMBoxLoss:
 
     Both act on the RAL loss only (``use_ral: true``).
     """
+    __ranges__ = {
+        'alpha': PROBABILITY, 'gamma': NON_NEGATIVE, 'smooth_l1_beta': Range(0.0, open_low=True),
+        'loss_box_weight': NON_NEGATIVE
+    }
 
     def __init__(self, use_ral=True, alpha=0.25, gamma=2.0, smooth_l1_beta=1.0 / 9, loss_box_weight=1.0,
                  ral_ignore=True, compensated_weight_cap=None):

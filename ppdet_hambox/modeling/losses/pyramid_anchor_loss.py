@@ -16,6 +16,7 @@ enlarged box, both divided by the branch's positive count (at least 1).
 """
 import paddle
 
+from ppdet_hambox.core.schema import NON_NEGATIVE, POSITIVE, PROBABILITY
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.losses.focal_loss import sigmoid_focal_loss
 from ppdet_hambox.modeling.losses.normalizer import mean_over_processes
@@ -48,6 +49,7 @@ class PyramidAnchorLoss:
     The regression targets are encoded with the architecture's box coder
     (an argument of the call).
     """
+    __ranges__ = {'weight': NON_NEGATIVE, 'alpha': PROBABILITY, 'gamma': NON_NEGATIVE, 'smooth_l1_beta': POSITIVE}
     __inject__ = ['assigner']
 
     def __init__(self, assigner, scales=(2.0, 4.0), weight=1.0, alpha=0.25, gamma=2.0, smooth_l1_beta=1.0 / 9):

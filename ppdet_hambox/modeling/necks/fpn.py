@@ -7,6 +7,7 @@ smooth P2..P6.
 """
 import paddle.nn as nn
 
+from ppdet_hambox.core.schema import COUNT
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.necks.common import (ExtraLevels, Lateral, TopDownMerge, check_neck_args,
                                                  pyramid_out_shape, smoothing_convs)
@@ -21,6 +22,7 @@ class FPN(nn.Layer):
             by the architecture, not by configs).
         out_channels: channels of every output level.
     """
+    __ranges__ = {'out_channels': COUNT}
 
     def __init__(self, in_shape, out_channels=256):
         super().__init__()

@@ -19,6 +19,7 @@ normalise more levels, up to P7). It also upsamples bilinearly
 """
 import paddle.nn as nn
 
+from ppdet_hambox.core.schema import COUNT
 from ppdet_hambox.core.workspace import register
 from ppdet_hambox.modeling.necks.common import (UPSAMPLES, ExtraLevels, L2NormScale, Lateral, TopDownMerge,
                                                  check_neck_args, pyramid_out_shape, smoothing_convs)
@@ -44,6 +45,7 @@ class LFPN(nn.Layer):
             per normalised level, 1 to 6 of them (PyramidBox / S3FD: 10, 8, 5
             on the fused levels P2, P3, P4).
     """
+    __ranges__ = {'out_channels': COUNT}
 
     def __init__(self, in_shape, out_channels=256, fusion='product', extra_source='c5', upsample='nearest',
                  smooth=True, l2_norm_scales=None):
