@@ -8,7 +8,6 @@ batch."""
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import paddle
@@ -21,37 +20,11 @@ from ppdet_hambox.engine.trainer import Trainer
 from ppdet_hambox.utils.cli import build_model
 
 from nodes import Nodes
+from tiny_train_config import tiny_train_config
 
 STEPS = 3
 PER_PROCESS_BATCH = 2
 MODES = ('DataParallel', 'fleet')
-
-
-CONFIG = """
-_BASE_: {base}
-TrainDataset: {{name: WIDERFaceDataset, dataset_dir: {data}, image_dir: WIDER_train/images,
-               anno_path: wider_face_split/wider_face_train_bbx_gt.txt}}
-TrainReader:
-  sample_transforms:
-    - Decode: {{}}
-    - Resize: {{target_size: [128, 128], keep_ratio: false}}
-    - Normalize: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true, to_rgb: true}}
-    - Permute: {{}}
-  batch_transforms: [{{PadGT: {{}}}}]
-  batch_size: {batch}
-  shuffle: false
-  num_workers: 0
-ResNet: {{norm_type: frozen_bn}}
-clip_grad_norm: 1.0
-use_ema: false      # compare the raw updates
-LearningRate:
-  base_lr: 0.01
-  reference_batch: 4
-  schedulers: [{{LinearWarmup: {{steps: 1, start_factor: 0.5}}}}]
-max_iters: {steps}
-snapshot_iter: {steps}
-log_iter: 1
-"""
 
 
 def launch(repo_root, config, out, mode):
@@ -77,7 +50,12 @@ def runs(tmp_path_factory, repo_root):
 
     def config(name, batch):
         path = root / name
-        path.write_text(textwrap.dedent(CONFIG.format(base=base, data=data, batch=batch, steps=STEPS)))
+        path.write_text(tiny_train_config(
+            base, data, 128, batch=batch, reader={'shuffle': False}, ResNet={'norm_type': 'frozen_bn'},
+            clip_grad_norm=1.0, use_ema=False,   # compare the raw updates
+            LearningRate={'base_lr': 0.01, 'reference_batch': 4,
+                          'schedulers': [{'LinearWarmup': {'steps': 1, 'start_factor': 0.5}}]},
+            max_iters=STEPS, snapshot_iter=STEPS, log_iter=1))
         return str(path)
 
     two = config('two.yml', PER_PROCESS_BATCH)

@@ -21,6 +21,8 @@ from ppdet_hambox.data.source import demo
 from ppdet_hambox.evaluation.protocols import PROTOCOLS
 from ppdet_hambox.evaluation.sharding import Shard
 
+from tiny_train_config import tiny_train_config
+
 DRIVER = """
 import importlib.util, json
 
@@ -35,28 +37,6 @@ for argv in json.loads({cases!r}):
     evaluate.main(argv)
 assert load({train!r}).main(json.loads({train_argv!r})) == 0
 """
-TRAIN_CONFIG = """
-_BASE_: {base}
-TrainDataset: {{name: WIDERFaceDataset, dataset_dir: {data}, image_dir: WIDER_train/images,
-               anno_path: wider_face_split/wider_face_train_bbx_gt.txt}}
-TrainReader:
-  sample_transforms:
-    - Decode: {{}}
-    - Resize: {{target_size: [128, 128], keep_ratio: false}}
-    - Normalize: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true, to_rgb: true}}
-    - Permute: {{}}
-  batch_transforms: [{{PadGT: {{}}}}]
-  batch_size: 1
-  num_workers: 0
-EvalDataset: {{dataset_dir: {val}}}
-eval_protocol: vga
-TestProtocol: {{vga_size: [320, 240]}}
-max_iters: 1
-snapshot_iter: 1
-log_iter: 1
-"""
-
-
 def _cases(weights, out):
     """(name, tools/eval.py argv) for every protocol in dygraph and one with --model_dir."""
     overrides = ['EvalDataset.dataset_dir={}'.format(demo_dataset()), 'weights={}'.format(weights)]
@@ -84,8 +64,9 @@ def test_two_processes_write_the_files_of_one(tmp_path, capsys):
     one, two = tmp_path / 'one', tmp_path / 'two'
     driver = tmp_path / 'driver.py'
     demo.generate(str(tmp_path / 'train_data'), seed=1, num_train=2, num_val=1, size='160x128')
-    (tmp_path / 'toy.yml').write_text(TRAIN_CONFIG.format(base=DEMO_CONFIG, data=tmp_path / 'train_data',
-                                                          val=demo_dataset()))
+    (tmp_path / 'toy.yml').write_text(tiny_train_config(
+        DEMO_CONFIG, tmp_path / 'train_data', 128, EvalDataset={'dataset_dir': str(demo_dataset())},
+        eval_protocol='vga', TestProtocol={'vga_size': [320, 240]}, max_iters=1, snapshot_iter=1, log_iter=1))
     train_argv = ['-c', str(tmp_path / 'toy.yml'), '--eval', '-o', 'save_dir={}'.format(tmp_path / 'train')]
     driver.write_text(textwrap.dedent(DRIVER.format(
         tool=str(REPO_ROOT / 'tools' / 'eval.py'), cases=json.dumps([argv for _, argv in _cases(weights, two)]),

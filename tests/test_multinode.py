@@ -5,7 +5,6 @@ The equality with one process is in test_distributed.py."""
 import os
 import signal
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -16,31 +15,11 @@ from ppdet_hambox.data.source import demo
 from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
 
 from nodes import Nodes
+from tiny_train_config import tiny_train_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
                                 reason='the cleanup relies on Linux process handling (PR_SET_PDEATHSIG)')
 
-CONFIG = """
-_BASE_: {base}
-TrainDataset: {{name: WIDERFaceDataset, dataset_dir: {data}, image_dir: WIDER_train/images,
-               anno_path: wider_face_split/wider_face_train_bbx_gt.txt}}
-TrainReader:
-  sample_transforms:
-    - Decode: {{}}
-    - RandomFlip: {{prob: 0.5}}
-    - Resize: {{target_size: [96, 96], keep_ratio: false}}
-    - Normalize: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true, to_rgb: true}}
-    - Permute: {{}}
-  batch_transforms: [{{PadGT: {{}}}}]
-  batch_size: 1
-  num_workers: {workers}
-use_ema: true
-max_iters: {iters}
-snapshot_iter: 2
-keep_checkpoints: 0
-log_iter: 1
-save_dir: output      # relative: each node writes (or not) in its own folder
-"""
 LOST_WITHIN_S = 120
 
 
@@ -52,8 +31,10 @@ def make_config(tmp_path_factory, repo_root):
 
     def make(name, iters, workers=0):
         path = root / '{}.yml'.format(name)
-        path.write_text(textwrap.dedent(CONFIG.format(
-            base=repo_root / 'configs' / 'demo' / 'hambox_demo.yml', data=data, iters=iters, workers=workers)))
+        path.write_text(tiny_train_config(
+            repo_root / 'configs' / 'demo' / 'hambox_demo.yml', data, 96, workers=workers, flip=True, use_ema=True,
+            max_iters=iters, snapshot_iter=2, keep_checkpoints=0, log_iter=1,
+            save_dir='output'))   # relative: each node writes (or not) in its own folder
         return str(path)
     return make
 

@@ -13,28 +13,10 @@ import pytest
 from ppdet_hambox.data.source import demo
 from ppdet_hambox.utils.checkpoint import list_checkpoints, read_checkpoint
 
+from tiny_train_config import tiny_train_config
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'),
                                 reason='dying with the parent (PR_SET_PDEATHSIG) is Linux-only')
-
-CONFIG = """
-_BASE_: {base}
-TrainDataset: {{name: WIDERFaceDataset, dataset_dir: {data}, image_dir: WIDER_train/images,
-               anno_path: wider_face_split/wider_face_train_bbx_gt.txt}}
-TrainReader:
-  sample_transforms:
-    - Decode: {{}}
-    - Resize: {{target_size: [96, 96], keep_ratio: false}}
-    - Normalize: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: true, to_rgb: true}}
-    - Permute: {{}}
-  batch_transforms: [{{PadGT: {{}}}}]
-  batch_size: 1
-  num_workers: {workers}
-max_iters: 100000
-snapshot_iter: 2
-keep_checkpoints: 2
-log_iter: 1
-"""
-
 
 @pytest.fixture(scope='module')
 def tiny_config(tmp_path_factory, repo_root):
@@ -45,8 +27,9 @@ def tiny_config(tmp_path_factory, repo_root):
 
     def make(workers):
         path = root / 'tiny_w{}.yml'.format(workers)
-        path.write_text(textwrap.dedent(CONFIG.format(
-            base=repo_root / 'configs' / 'demo' / 'hambox_demo.yml', data=data, workers=workers)))
+        path.write_text(tiny_train_config(repo_root / 'configs' / 'demo' / 'hambox_demo.yml', data, 96,
+                                          workers=workers, max_iters=100000, snapshot_iter=2, keep_checkpoints=2,
+                                          log_iter=1))
         return str(path)
     return make
 
