@@ -329,3 +329,25 @@ def test_a_figure_name_matplotlib_cannot_write_is_one_error_and_no_file(tmp_path
     safe_write.save_figure(fig, str(tmp_path / 'plot.PNG'))
     plt.close(fig)
     assert (tmp_path / 'plot.PNG').read_bytes().startswith(b'\x89PNG')
+
+
+def test_a_log_file_on_a_full_disk_is_one_error_naming_it(tmp_path, monkeypatch):
+    """logging prints a traceback for a failed write and goes on; the run's log
+    file instead stops the run with a WriteError naming the file."""
+    import logging
+
+    from ppdet_hambox.utils.logger import setup_logger
+
+    path = tmp_path / 'train.log'
+    logger = setup_logger(str(path))
+    handler = next(h for h in logger.handlers if isinstance(h, logging.FileHandler))
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(handler.stream, 'write', full)
+    try:
+        with pytest.raises(safe_write.WriteError, match='cannot write .*train.log: No space left on device'):
+            logger.info('a line that does not fit')
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

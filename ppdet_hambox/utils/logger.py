@@ -5,6 +5,8 @@ import os
 import sys
 import warnings
 
+from ppdet_hambox.utils.safe_write import WriteError, describe_os_error
+
 LOGGER_NAME = 'ppdet_hambox'
 FORMAT = '[%(asctime)s] %(levelname)s %(name)s: %(message)s'
 DATE_FORMAT = '%m/%d %H:%M:%S'
@@ -43,6 +45,18 @@ def quiet_paddle():
     return True
 
 
+class LogFile(logging.FileHandler):
+    """The run's log file. A failed write (a full disk) ends the run with one
+    ``WriteError`` naming the file, instead of the traceback that logging
+    prints and then passes over."""
+
+    def handleError(self, record):
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):
+            raise WriteError(describe_os_error(err, self.baseFilename)) from None
+        super().handleError(record)
+
+
 def setup_logger(output_file=None, rank=0, level=logging.INFO):
     """Configure the package logger once per process and return it.
 
@@ -67,7 +81,7 @@ def setup_logger(output_file=None, rank=0, level=logging.INFO):
                 handler.close()
         if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
             os.makedirs(os.path.dirname(output_file), exist_ok=True)
-            handler = logging.FileHandler(output_file)
+            handler = LogFile(output_file)
             handler.setFormatter(formatter)
             logger.addHandler(handler)
     return logger
