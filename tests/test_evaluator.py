@@ -13,6 +13,7 @@ from ppdet_hambox.core.workspace import build_component
 from ppdet_hambox.evaluation.evaluator import run_evaluation, wider_gt_dir, zip_predictions
 from ppdet_hambox.evaluation.predictor import Predictor
 from ppdet_hambox.evaluation import protocols
+from ppdet_hambox.metrics.widerface import INCOMPLETE_MARKER
 from ppdet_hambox.evaluation.protocols import box_voting, flip_boxes, iou_matrix
 
 
@@ -197,6 +198,7 @@ def test_fddb_box_ap_and_challenge_metrics(tmp_path):
     assert (result['conversion'], result['factor']) == ('stretch', 1.2)
     written = (tmp_path / 'fddb_out' / 'fddb_detections.txt').read_text().splitlines()
     assert [line for line in written if line.startswith('2002/')] == names
+    assert not (tmp_path / 'fddb_out' / INCOMPLETE_MARKER).exists()   # a finished folder is marked complete
 
     # AFW / PASCAL layout: plain ground-truth list, images <image_dir>/<id>.jpg
     gt_lines = []
@@ -209,6 +211,7 @@ def test_fddb_box_ap_and_challenge_metrics(tmp_path):
     predictor_dets = sum(len(Predictor(model, cfg, 'vga').detect(cv2.imread(p))) for _, p, _ in faces)
     assert result['metric'] == 'boxap' and result['num_det'] == predictor_dets > 0
     assert result['num_gt'] == len(gt_lines) and 0 <= result['ap'] <= 1
+    assert not (tmp_path / 'afw_out' / INCOMPLETE_MARKER).exists()
 
     cfg = demo_cfg(metric='COCO')
     result = run_evaluation(model, cfg, protocol='vga', output_dir=str(tmp_path / 'coco_out'))

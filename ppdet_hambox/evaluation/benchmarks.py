@@ -80,7 +80,9 @@ class Benchmark:
       is scored as an image without detections (return), a benchmark that
       cannot do so raises.
     - ``evaluate(detections, sizes, folder)``: write the prediction files into
-      ``folder`` (a ``PredictionFolder``, recording each), mark it complete and score them;
+      ``folder`` (a ``PredictionFolder``, recording each) and score them (the
+      evaluator marks the folder complete afterwards; a benchmark whose metric
+      reads the folder back marks it itself before scoring);
       ``detections`` ``{key: [k, 5] x1 y1 x2 y2 score}``, ``sizes`` ``{key: (w, h)}``
       of the images read. Returns the result dict.
     - ``format(result)``: the result's lines for the table.
@@ -173,7 +175,7 @@ class WiderFaceEval(Benchmark):
             xywh = np.concatenate([dets[:, :2], dets[:, 2:4] - dets[:, :2], dets[:, 4:5]], axis=1)
             widerface.write_predictions(folder.path, event, name, xywh)
             folder.record(os.path.join(event, name + '.txt'))
-        folder.complete()
+        folder.complete()   # the WIDER FACE metric refuses a folder still marked incomplete
         official = widerface.evaluate(folder.path, self.gt, mode='official')
         port = widerface.evaluate(folder.path, self.gt, mode='python-port')
         result = {s: official[s] for s in widerface.SETTINGS}
@@ -260,7 +262,6 @@ class FDDBEval(_ImageListBenchmark):
         boxes = {path: _xywh(d) for path, d in detections.items()}
         fddb.write_detections(os.path.join(folder.path, 'fddb_detections.txt'), self._folds, boxes)
         folder.record_new_files()
-        folder.complete()
         result = fddb.evaluate(self._folds, boxes, sizes, conversion=self.conversion, factor=self.factor,
                                fp_budget=self.fp_budget)
         return {k: result[k] for k in ('discrete', 'continuous', 'fp_budget', 'num_faces', 'max_fp',
@@ -301,7 +302,6 @@ class BoxAPEval(_ImageListBenchmark):
                 rows = np.asarray(dets, np.float64).reshape(-1, 5)[:, [4, 0, 1, 2, 3]]
                 f.writelines('{} {:.9g} {:.6f} {:.6f} {:.6f} {:.6f}\n'.format(image_id, *row) for row in rows.tolist())
         folder.record_new_files()
-        folder.complete()
         result = box_ap.evaluate(self._gt, box_ap.read_detections(path), self.iou_threshold)
         return {'ap': result['ap'], 'num_gt': result['num_gt'], 'num_det': result['num_det'],
                 'tp': result['tp'], 'fp': result['fp'], 'iou_threshold': self.iou_threshold}

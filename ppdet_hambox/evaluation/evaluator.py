@@ -192,6 +192,7 @@ def run_evaluation(model, cfg, protocol=None, output_dir=None, predictor=None, l
     result = None
     if shard.is_main:
         result = benchmark.evaluate(detections, sizes, folder)
+        folder.complete()
         result.update({'num_images': len(detections), 'seconds_per_image': seconds / max(len(detections), 1),
                        'num_skipped': len(skipped), 'protocol': predictor.protocol,
                        'metric': benchmark.metric, 'output_dir': output_dir})
